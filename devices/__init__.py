@@ -1,0 +1,26 @@
+"""Device models (Numba kernels on floats and arrays) and named device cards.
+
+Public names:
+
+- :mod:`memsim.devices.diode` - Shockley diode with series resistance: current, conductance, co-content.
+- :mod:`memsim.devices.amplifier` - bidirectional amplifier transfer (gain, offset, saturation).
+- :mod:`memsim.devices.memristor` - bounded conductance state of a programmable resistor.
+- :mod:`memsim.devices.cards` - TOML device cards (``devices/cards/*.toml``), loading and validation.
+"""
+from .cards import (
+    AmplifierCard,
+    CardError,
+    DiodeCard,
+    MemristorCard,
+    available_cards,
+    load_card,
+)
+
+__all__ = [
+    "AmplifierCard",
+    "CardError",
+    "DiodeCard",
+    "MemristorCard",
+    "available_cards",
+    "load_card",
+]
