@@ -50,6 +50,10 @@ def junction_voltage(v, i_s, n_vt, r_s):
     """Junction voltage ``Vd`` (volts) for a branch voltage ``v`` across diode plus ``r_s`` ohms."""
     if r_s <= 0.0:
         return v
+    i0 = i_s * (_exp_lin(v / n_vt) - 1.0)
+    if abs(i0) * r_s < 1e-9 * n_vt:
+        # negligible drop on Rs: one fixed-point correction is exact to (i0*Rs)^2/(n*Vt) < 1e-18 V
+        return v - i0 * r_s
     # Upper bound of the root: I >= -Is gives Vd <= v + Is*Rs; I >= 0 for v > 0 gives Vd <= v and
     # Rs*Is*(exp(Vd/nVt) - 1) <= v gives Vd <= nVt*log1p(v/(Rs*Is)).
     if v <= 0.0:

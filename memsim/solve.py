@@ -75,20 +75,19 @@ def solve_node(v0, a, g, diode_on, v_lo, v_hi, i_s, n_vt, r_s, amp_on, gain, bac
         else:
             hi = v
         dx = -f / df
-        bracketed = lo > -math.inf and hi < math.inf
-        if bracketed:
-            vn = v + dx
-            if vn <= lo or vn >= hi or abs(2.0 * f) > abs(dx_old * df):
+        if abs(dx) <= 1e-14 + 1e-13 * abs(v):
+            return v + dx
+        vn = v + dx
+        if lo > -math.inf and hi < math.inf:
+            # safeguard: bisect when Newton leaves the bracket or stalls (slow far in a diode's
+            # exponential, where each Newton step only moves by about n*Vt)
+            if vn <= lo or vn >= hi or abs(dx) > 0.5 * abs(dx_old):
                 vn = 0.5 * (lo + hi)
-            dx_old = vn - v
-        else:
-            if dx > 2.0:
-                dx = 2.0
-            elif dx < -2.0:
-                dx = -2.0
-            vn = v + dx
-        if abs(vn - v) <= 1e-14 + 1e-13 * abs(v):
-            return vn
+        elif dx > 2.0:
+            vn = v + 2.0
+        elif dx < -2.0:
+            vn = v - 2.0
+        dx_old = vn - v
         v = vn
         f, df = node_kcl(v, a, g, diode_on, v_lo, v_hi, i_s, n_vt, r_s, amp_on, gain, back, off, vsat, s_up, t_up)
     return v

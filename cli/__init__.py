@@ -1,0 +1,1 @@
+"""The ``memsim`` command line (click): parse, validate, call the engine, print."""

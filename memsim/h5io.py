@@ -1,0 +1,267 @@
+"""HDF5 run files (h5py): the layout of DESIGN.md section 4, written as the run goes.
+
+Root attributes: ``memsim_version``, ``format`` (``"memsim-run"``), ``format_version``, ``config``
+(JSON of the resolved config), ``created`` (ISO time), ``seed``, ``status`` (``running``,
+``complete``, ``interrupted``, ``failed``), ``epochs_done``.
+
+Groups: ``/metrics/<name>`` (1-D, one row per epoch, resizable, chunked), ``/network`` (final
+conductances ``crossbar_<k>``, ``bias_plus_<l>``, ``bias_minus_<l>`` in siemens, circuit constants
+and device cards as attributes), ``/snapshots/epoch_<e>/...``, ``/trajectories/sample_<i>/<phase>``
+and ``/checkpoint`` (what ``--resume`` needs: RNG state, schedule position).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import memsim
+from memsim.circuit import CircuitSpec, Network
+from memsim.devices.cards import card_from_dict, card_to_dict
+
+FORMAT = "memsim-run"
+FORMAT_VERSION = 1
+REQUIRED_METRICS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "wall_time", "pulses")
+METRIC_UNITS = {"train_loss": "V^2", "test_loss": "V^2", "wall_time": "s", "programming_energy": "J",
+                "pulses": "1", "epoch": "1", "train_accuracy": "1", "test_accuracy": "1"}
+
+
+class RunFileError(ValueError):
+    """A run file that is missing, not HDF5, not a memsim run, or of an unknown version."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_network(g: h5py.Group, net: Network) -> None:
+    for name in list(g.keys()):
+        del g[name]
+    for k, w in enumerate(net.weights):
+        ds = g.create_dataset(f"crossbar_{k}", data=w)
+        ds.attrs["unit"] = "S"
+    for l, (bp, bm) in enumerate(zip(net.bias_plus, net.bias_minus)):
+        g.create_dataset(f"bias_plus_{l}", data=bp).attrs["unit"] = "S"
+        g.create_dataset(f"bias_minus_{l}", data=bm).attrs["unit"] = "S"
+    for key, arr in net.extra.items():
+        g.create_dataset(key, data=arr)
+    spec = net.spec
+    a = g.attrs
+    a["sizes"] = np.asarray(spec.sizes, dtype=np.int64)
+    a["g_in"] = spec.input_gain
+    a["V_b"] = spec.bias_voltage
+    a["V_lo"] = spec.v_lo
+    a["V_hi"] = spec.v_hi
+    a["temperature"] = spec.temperature
+    a["diode_card"] = json.dumps(card_to_dict(spec.diode))
+    a["amplifier_card"] = json.dumps(card_to_dict(spec.amplifier)) if spec.amplifier else ""
+    a["memristor_card"] = json.dumps(card_to_dict(spec.memristor)) if spec.memristor else ""
+    a["units"] = "g_in, V_b, V_lo, V_hi: V; temperature: K; conductances: S"
+
+
+def _read_network(g: h5py.Group) -> Network:
+    a = g.attrs
+    amp = str(a.get("amplifier_card", ""))
+    mem = str(a.get("memristor_card", ""))
+
+    def card(kind, text):
+        d = json.loads(text)
+        d.pop("kind", None)
+        return card_from_dict(kind, d, origin="run file")
+
+    spec = CircuitSpec(tuple(int(s) for s in a["sizes"]), float(a["g_in"]), float(a["V_b"]), float(a["V_lo"]),
+                       float(a["V_hi"]), card("diode", a["diode_card"]), card("amplifier", amp) if amp else None,
+                       float(a["temperature"]), card("memristor", mem) if mem else None)
+    L = spec.n_free_layers
+    weights = [g[f"crossbar_{k}"][()] for k in range(L)]
+    bp = [g[f"bias_plus_{l}"][()] for l in range(L)]
+    bm = [g[f"bias_minus_{l}"][()] for l in range(L)]
+    return Network(spec, weights, bp, bm)
+
+
+class RunWriter:
+    """Writes one training run. Use :meth:`create` or :meth:`append` (resume)."""
+
+    def __init__(self, f: h5py.File):
+        self.f = f
+
+    @classmethod
+    def create(cls, path: str | Path, config: dict, seed: int, overwrite: bool = False) -> "RunWriter":
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass --overwrite to replace it or --resume to continue it")
+        if path.parent and not path.parent.exists():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist")
+        try:
+            f = h5py.File(path, "w")
+        except OSError as exc:
+            raise OSError(f"cannot write {path}: {exc}") from None
+        f.attrs["memsim_version"] = memsim.__version__
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["config"] = json.dumps(config, sort_keys=True)
+        f.attrs["created"] = _now()
+        f.attrs["seed"] = int(seed)
+        f.attrs["status"] = "running"
+        f.attrs["epochs_done"] = 0
+        m = f.create_group("metrics")
+        for name in REQUIRED_METRICS:
+            cls._new_metric(m, name)
+        f.create_group("network")
+        f.create_group("snapshots")
+        f.create_group("trajectories")
+        f.create_group("checkpoint")
+        f.flush()
+        return cls(f)
+
+    @classmethod
+    def append(cls, path: str | Path) -> "RunWriter":
+        check_run_file(path)
+        f = h5py.File(path, "r+")
+        f.attrs["status"] = "running"
+        return cls(f)
+
+    @staticmethod
+    def _new_metric(m: h5py.Group, name: str) -> h5py.Dataset:
+        ds = m.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(64,), dtype="f8")
+        ds.attrs["unit"] = METRIC_UNITS.get(name, "")
+        return ds
+
+    def append_metrics(self, row: dict[str, float]) -> None:
+        """Append one epoch's row; every metric dataset grows by one (NaN where absent)."""
+        m = self.f["metrics"]
+        n = m["epoch"].shape[0]
+        for name in row:
+            if name not in m:
+                ds = self._new_metric(m, name)
+                ds.resize((n,))
+                ds[:] = np.nan
+        for name in m:
+            ds = m[name]
+            ds.resize((n + 1,))
+            ds[n] = float(row.get(name, np.nan))
+
+    def truncate_metrics(self, n_rows: int) -> None:
+        """Drop metric rows beyond ``n_rows`` (rows of an epoch that did not finish)."""
+        for ds in self.f["metrics"].values():
+            if ds.shape[0] > n_rows:
+                ds.resize((n_rows,))
+
+    def write_network(self, net: Network) -> None:
+        _write_network(self.f["network"], net)
+
+    def write_snapshot(self, epoch: int, net: Network) -> None:
+        snaps = self.f["snapshots"]
+        name = f"epoch_{epoch}"
+        if name in snaps:
+            del snaps[name]
+        g = snaps.create_group(name)
+        for k, w in enumerate(net.weights):
+            g.create_dataset(f"crossbar_{k}", data=w, compression="gzip").attrs["unit"] = "S"
+        for l, (bp, bm) in enumerate(zip(net.bias_plus, net.bias_minus)):
+            g.create_dataset(f"bias_plus_{l}", data=bp).attrs["unit"] = "S"
+            g.create_dataset(f"bias_minus_{l}", data=bm).attrs["unit"] = "S"
+
+    def write_checkpoint(self, epochs_done: int, state: dict[str, Any]) -> None:
+        """The resume state after ``epochs_done`` epochs: written to a new group, then swapped in."""
+        tmp = "checkpoint_new"
+        if tmp in self.f:
+            del self.f[tmp]
+        g = self.f.create_group(tmp)
+        for key, val in state.items():
+            if isinstance(val, np.ndarray):
+                g.create_dataset(key, data=val)
+            else:
+                g.attrs[key] = json.dumps(val)
+        g.attrs["epochs_done"] = int(epochs_done)
+        if "checkpoint" in self.f:
+            del self.f["checkpoint"]
+        self.f.move(tmp, "checkpoint")
+        self.f.attrs["epochs_done"] = int(epochs_done)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self, status: str) -> None:
+        if self.f.id.valid:
+            self.f.attrs["status"] = status
+            self.f.attrs["finished"] = _now()
+            self.f.close()
+
+
+def check_run_file(path: str | Path) -> None:
+    """Raise :class:`RunFileError` unless ``path`` is a readable memsim run of a known version."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+            ver = f.attrs.get("format_version")
+            if fmt != FORMAT:
+                raise RunFileError(f"{path}: not a memsim run file (format attribute {fmt!r})")
+            if ver != FORMAT_VERSION:
+                raise RunFileError(f"{path}: run file format version {ver!r}; this memsim reads version {FORMAT_VERSION}")
+            for g in ("metrics", "network"):
+                if g not in f:
+                    raise RunFileError(f"{path}: damaged run file (no /{g} group)")
+    except OSError as exc:
+        raise RunFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+@dataclass
+class Run:
+    """A run file read back: config, metrics (numpy arrays), status, network."""
+
+    path: Path
+    config: dict
+    attrs: dict
+    metrics: dict[str, np.ndarray]
+
+    @property
+    def status(self) -> str:
+        return str(self.attrs.get("status", "unknown"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.attrs.get("seed", 0))
+
+    def network(self) -> Network:
+        with h5py.File(self.path, "r") as f:
+            if "crossbar_0" not in f["network"]:
+                raise RunFileError(f"{self.path}: the run holds no network yet (no finished epoch)")
+            return _read_network(f["network"])
+
+    def checkpoint(self) -> dict:
+        with h5py.File(self.path, "r") as f:
+            g = f.get("checkpoint")
+            if g is None:
+                return {}
+            out: dict[str, Any] = {k: g[k][()] for k in g}
+            for k, v in g.attrs.items():
+                out[k] = json.loads(v) if isinstance(v, str) else v
+            return out
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run file (raises :class:`RunFileError` for missing, foreign or damaged files)."""
+    check_run_file(path)
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            config = json.loads(attrs.get("config", "{}"))
+            metrics = {k: ds[()] for k, ds in f["metrics"].items()}
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: damaged run file ({exc})") from None
+    return Run(path, config, attrs, metrics)
+
+
+def atomic_replace(src: str | Path, dst: str | Path) -> None:
+    os.replace(src, dst)

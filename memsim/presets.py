@@ -1,0 +1,18 @@
+"""Named config presets (``memsim train --preset NAME``): tuned defaults for known experiments.
+
+A preset is a mapping of config fields; flags and config files given with it override it.
+"""
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    # the bundled default: 8x8 digits, 128-100-20, ~97% test accuracy in ~10 s on 2 cores
+    "digits": {},
+}
+
+
+def preset(name: str) -> dict:
+    from memsim.config import ConfigError
+
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return dict(PRESETS[name])
