@@ -78,6 +78,10 @@ class MemristorCard:
             raise CardError(
                 f"memristor card {self.name!r}: g_min ({self.g_min:g} S) must be below g_max ({self.g_max:g} S)"
             )
+        # the pulse model and its parameters (models, keys and ranges: devices/pulse_models.py)
+        from .pulse_models import check_card
+
+        check_card(self)
 
 
 CARD_TYPES = {"diode": DiodeCard, "amplifier": AmplifierCard, "memristor": MemristorCard}

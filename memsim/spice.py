@@ -82,7 +82,9 @@ def _ngspice_messages(stdout: str, stderr: str, limit: int = 20) -> str:
     keep = []
     for ln in (stderr + "\n" + stdout).splitlines():
         s = ln.strip()
-        if not s or s.startswith("Note: No compatibility mode"):
+        if not s or s.startswith("Note: No compatibility mode") or s in keep:
+            continue
+        if re.search(r"^Trying (gmin|source)|Further gmin increment", s):  # homotopy progress
             continue
         if re.search(r"error|warning|singular|abort|fail|not converge|too small|unknown|cannot|can't", s, re.I):
             keep.append(s)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memsim.circuit import CircuitSpec, init_network, node_names, target_voltages
+from memsim.circuit import CircuitSpec, Network, init_network, node_names, target_voltages
 from memsim.devices.cards import AmplifierCard, DiodeCard, load_card
 from memsim.energy import layer_sources, outputs
 from memsim.netlist import named_voltages, write_netlist
@@ -34,8 +34,8 @@ PHASES = (("free", 0.0), ("nudge_plus", BETA), ("nudge_minus", -BETA))
 TOL_EXACT = 1e-9  # V, diode="shockley"
 TOL_MODEL = 1e-6  # V, diode="model"
 
-SAT_AMP = AmplifierCard(name="sat1", source="test: gain 10 saturating at +-1 V, offset 50 mV",
-                        gain=10.0, backward_gain=0.1, offset=0.05, saturation=1.0)
+SAT_AMP = AmplifierCard(name="sat1", source="test: gain 10 saturating at +-2.5 V, offset 50 mV",
+                        gain=10.0, backward_gain=0.1, offset=0.05, saturation=2.5)
 OFFSET_AMP = AmplifierCard(name="off", source="test: non-reciprocal, offset 30 mV, no saturation",
                            gain=2.0, backward_gain=0.7, offset=0.03)
 RS_DIODE = DiodeCard(name="rs10k", source="test: 1N4148 junction behind 10 kOhm",
@@ -139,6 +139,26 @@ def test_saturating_amplifier_saturates():
     amp = node_names(net.spec)["amplifier"]
     assert any(abs(abs(spice[k]) - sat) < 1e-12 for k in amp)
     assert max(abs(spice[k] - ours[k]) for k in amp) < TOL_EXACT
+
+
+def test_thermal_voltage_constants():
+    """ngspice 39 uses the CODATA-2014 k and q: ``exact_vt`` rescales the netlist temperature so that
+    its Vt is memsim's. Two hidden nodes conducting hard through one diode each (the other diode
+    deep in reverse, where ngspice's approximation is negligible) resolve the 3.4e-7 relative gap."""
+    spec = CircuitSpec((2, 2, 2), input_gain=2.0, bias_voltage=1.0, v_lo=-0.1, v_hi=0.1,
+                       diode=load_card("diode", "knee015"))
+    eye = np.eye(2) * 1e-4
+    net = Network(spec, [eye, eye.copy()], [np.full(2, 1e-6)] * 2, [np.full(2, 1e-6)] * 2)
+    x = np.ones((1, 1))
+    ours = named_voltages(net, x[0], free_equilibrium(net, x, tol=1e-13)[0])
+    assert ours["h1_0"] > spec.v_hi + 0.2 and ours["h1_1"] < spec.v_lo - 0.2
+
+    def err(exact_vt):
+        spice = run_op(write_netlist(net, x[0], exact_vt=exact_vt))
+        return max(abs(spice[k] - ours[k]) for k in ours)
+
+    assert err(True) < 1e-9
+    assert err(False) > 3e-8
 
 
 def test_netlist_node_names_and_arguments():

@@ -1,0 +1,81 @@
+"""The HDF5 run file: documented layout, reopening, overwrite protection, resume."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from memsim.config import make_config
+from memsim.h5io import REQUIRED_METRICS, RunFileError, open_run
+from memsim.train import run_training
+
+SMALL = dict(epochs=2, train_limit=300, test_limit=100, hidden=[20], snapshot_every=1)
+
+
+def test_layout_matches_design(tmp_path):
+    cfg = make_config(SMALL)
+    out = tmp_path / "run.h5"
+    run_training(cfg, str(out))
+    with h5py.File(out, "r") as f:
+        for key in ("memsim_version", "config", "created", "seed"):
+            assert key in f.attrs
+        assert f.attrs["status"] == "complete"
+        assert json.loads(f.attrs["config"]) == cfg.to_dict()
+        for name in REQUIRED_METRICS:
+            ds = f["metrics"][name]
+            assert ds.shape == (2,) and ds.maxshape == (None,) and ds.chunks is not None
+        np.testing.assert_array_equal(f["metrics/epoch"][()], [1, 2])
+        net = f["network"]
+        assert net["crossbar_0"].shape == (128, 20) and net["crossbar_1"].shape == (20, 20)
+        for key in ("g_in", "V_b", "V_lo", "V_hi", "diode_card", "sizes"):
+            assert key in net.attrs
+        assert set(f["snapshots"]) == {"epoch_1", "epoch_2"}
+        np.testing.assert_array_equal(f["snapshots/epoch_2/crossbar_1"][()], net["crossbar_1"][()])
+    run = open_run(out)
+    assert run.status == "complete"
+    assert run.network().spec.sizes == (128, 20, 20)
+    assert 0.0 <= run.metrics["test_accuracy"][-1] <= 1.0
+
+
+def test_existing_file_is_not_overwritten(tmp_path):
+    out = tmp_path / "run.h5"
+    out.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_training(make_config(SMALL), str(out))
+    assert out.read_bytes() == b"precious"
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    full = tmp_path / "full.h5"
+    part = tmp_path / "part.h5"
+    cfg = make_config({**SMALL, "epochs": 3, "snapshot_every": 0})
+    a = run_training(cfg, str(full))
+    # the same run stopped after one epoch (its file says epochs=3; it finished 1) ...
+    b = run_training(make_config({**SMALL, "epochs": 1, "snapshot_every": 0}), str(part))
+    with h5py.File(part, "r+") as f:
+        f.attrs["config"] = cfg.to_json()
+        f.attrs["status"] = "interrupted"
+    # ... resumed
+    c = run_training(cfg, str(part), resume=True)
+    for p, q in zip(a.net.parameters(), c.net.parameters()):
+        np.testing.assert_array_equal(p, q)
+    ra, rc = open_run(full), open_run(part)
+    assert rc.status == "complete"
+    np.testing.assert_array_equal(ra.metrics["test_accuracy"], rc.metrics["test_accuracy"])
+    del b
+
+
+@pytest.mark.parametrize("content", [b"", b"not hdf5 at all", b"\x89HDF\r\n\x1a\n" + b"\0" * 40])
+def test_foreign_or_damaged_files_give_a_clear_error(tmp_path, content):
+    p = tmp_path / "bad.h5"
+    p.write_bytes(content)
+    with pytest.raises(RunFileError, match="bad.h5"):
+        open_run(p)
+
+
+def test_hdf5_of_another_program_is_refused(tmp_path):
+    p = tmp_path / "other.h5"
+    with h5py.File(p, "w") as f:
+        f["x"] = 1
+    with pytest.raises(RunFileError, match="not a memsim run"):
+        open_run(p)
