@@ -23,6 +23,7 @@ def _register():
     main.add_command(info)
     main.add_command(export_spice)
     main.add_command(settle)
+    from memsim.cli.baseline import baseline; main.add_command(baseline)  # noqa: E702
 
 
 _register()

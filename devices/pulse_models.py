@@ -121,6 +121,7 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _ALT = np.uint64(0xD1B54A32D192ED03)
 _TWO53 = 1.0 / 9007199254740992.0
+_TWO31 = 1.0 / 2147483648.0
 
 
 @njit
@@ -149,15 +150,22 @@ def uniform(key, counter):
 
 @njit
 def gauss_pair(key, pair):
-    """Two independent standard normals, the ``pair``-th of stream ``key`` (Box-Muller)."""
-    s = key + (np.uint64(pair) + np.uint64(1)) * _GOLD
-    h1 = mix64(s)
-    h2 = mix64(s ^ _ALT)
-    u1 = (np.float64(h1 >> np.uint64(11)) + 1.0) * _TWO53  # (0, 1]
-    u2 = np.float64(h2 >> np.uint64(11)) * _TWO53
-    r = math.sqrt(-2.0 * math.log(u1))
-    th = 2.0 * math.pi * u2
-    return r * math.cos(th), r * math.sin(th)
+    """Two independent standard normals, the ``pair``-th of stream ``key``.
+
+    Marsaglia's polar method on 32-bit uniform pairs; attempt ``a`` hashes ``(key, pair, a)``, so
+    the draw depends on nothing but its position in the stream.
+    """
+    s0 = key + (np.uint64(pair) + np.uint64(1)) * _GOLD
+    a = np.uint64(0)
+    while True:
+        h = mix64(s0 ^ (a * _ALT))
+        u = (np.float64(h >> np.uint64(32)) + 0.5) * _TWO31 - 1.0
+        v = (np.float64(h & np.uint64(0xFFFFFFFF)) + 0.5) * _TWO31 - 1.0
+        q = u * u + v * v
+        if q < 1.0:
+            f = math.sqrt(-2.0 * math.log(q) / q)
+            return u * f, v * f
+        a += np.uint64(1)
 
 
 @njit
@@ -201,7 +209,13 @@ def popcount64(x):
 
 @njit
 def neurosim_conductance(p, a, p_max, lo, hi):
-    """NeuroSim curve: conductance (S) after ``p`` pulses; ``a`` in pulses (0: straight line)."""
+    """NeuroSim curve: conductance (S) after ``p`` pulses; ``a`` in pulses (0: straight line).
+
+    Exactly ``lo`` at ``p <= 0`` and ``hi`` at ``p >= p_max``."""
+    if p <= 0.0:
+        return lo
+    if p >= p_max:
+        return hi
     if a == 0.0:
         return lo + (hi - lo) * p / p_max
     b = (hi - lo) / (-math.expm1(-p_max / a))
@@ -219,6 +233,9 @@ def neurosim_pulse_number(g, a, p_max, lo, hi):
         if y >= 1.0:
             return p_max
         p = -a * math.log1p(-y)
+    r = math.floor(p + 0.5)
+    if abs(p - r) < 1e-9:  # a level, up to rounding of the inversion: keep pulse numbers integral
+        p = r
     if p < 0.0:
         p = 0.0
     elif p > p_max:
@@ -340,12 +357,51 @@ def device_conductance(model, x, stuck, dp, k, gc):
 
 
 @njit
+def g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn):
+    """Noise-free conductance step (S) of one pulse for the conductance-state models
+    (linear, softbounds, expstep, powstep, piecewise, neurosim); ``su..qd`` are the device's
+    ``C_SU..C_QD`` parameters."""
+    if model == M_LINEAR:
+        return su if pol > 0 else -sd
+    if model == M_SOFT:
+        return su * (hi - g) if pol > 0 else -sd * (g - lo)
+    if model == M_EXP:
+        u = (g - lo) / (hi - lo)
+        if pol > 0:
+            return su * math.exp(-qu * u)
+        return -sd * math.exp(-qd * (1.0 - u))
+    if model == M_POW:
+        u = (g - lo) / (hi - lo)
+        if u < 0.0:
+            u = 0.0
+        elif u > 1.0:
+            u = 1.0
+        if pol > 0:
+            return su * (1.0 - u) ** qu
+        return -sd * u**qd
+    if model == M_PIECE:
+        if pol > 0:
+            return su * table_interp(tab_g, tab_up, g)
+        return -sd * table_interp(tab_g, tab_dn, g)
+    # neurosim
+    if pol > 0:
+        p = neurosim_pulse_number(g, su, qu, lo, hi) + 1.0
+        if p > qu:
+            p = qu
+        return neurosim_conductance(p, su, qu, lo, hi) - g
+    p = neurosim_pulse_number(g, sd, qd, lo, hi) - 1.0
+    if p < 0.0:
+        p = 0.0
+    return neurosim_conductance(p, sd, qd, lo, hi) - g
+
+
+@njit
 def pulse_step(model, x, pol, v, t, xi, dp, k, gc, tab_g, tab_up, tab_dn):
     """New state of device ``k`` after one pulse.
 
     ``pol`` is +1 (up) or -1 (down), ``v`` the amplitude (V), ``t`` the width (s), ``xi`` the
     pulse's standard-normal draw. Only vteam uses ``v`` and ``t`` (its polarity is the sign of
-    ``v``); the other models step by their table of steps whatever the amplitude.
+    ``v``); the other models step by their step law whatever the amplitude.
     """
     lo = dp[k, C_LO]
     hi = dp[k, C_HI]
@@ -357,65 +413,21 @@ def pulse_step(model, x, pol, v, t, xi, dp, k, gc, tab_g, tab_up, tab_dn):
         if rate == 0.0:
             return x
         dx = vteam_displacement(x, rate, t, d, int(gc[K_WIN]), gc[K_WQ], int(gc[K_SUB]))
-        if sigma > 0.0:
-            if by_range:
-                xn = x + dx + sigma * d * xi
-            else:
-                xn = x + dx * (1.0 + sigma * xi)
+        if by_range:
+            xn = x + dx + sigma * d * xi
         else:
-            xn = x + dx
+            xn = x + dx * (1.0 + sigma * xi)
         if xn < 0.0:
             xn = 0.0
         elif xn > d:
             xn = d
         return xn
     g = x
-    if model == M_LINEAR:
-        step = dp[k, C_SU] if pol > 0 else -dp[k, C_SD]
-    elif model == M_SOFT:
-        step = dp[k, C_SU] * (hi - g) if pol > 0 else -dp[k, C_SD] * (g - lo)
-    elif model == M_EXP:
-        u = (g - lo) / (hi - lo)
-        if pol > 0:
-            step = dp[k, C_SU] * math.exp(-dp[k, C_QU] * u)
-        else:
-            step = -dp[k, C_SD] * math.exp(-dp[k, C_QD] * (1.0 - u))
-    elif model == M_POW:
-        u = (g - lo) / (hi - lo)
-        if u < 0.0:
-            u = 0.0
-        elif u > 1.0:
-            u = 1.0
-        if pol > 0:
-            step = dp[k, C_SU] * (1.0 - u) ** dp[k, C_QU]
-        else:
-            step = -dp[k, C_SD] * u ** dp[k, C_QD]
-    elif model == M_PIECE:
-        if pol > 0:
-            step = dp[k, C_SU] * table_interp(tab_g, tab_up, g)
-        else:
-            step = -dp[k, C_SD] * table_interp(tab_g, tab_dn, g)
-    else:  # M_NEURO
-        if pol > 0:
-            a = dp[k, C_SU]
-            pm = dp[k, C_QU]
-            p = neurosim_pulse_number(g, a, pm, lo, hi) + 1.0
-            if p > pm:
-                p = pm
-        else:
-            a = dp[k, C_SD]
-            pm = dp[k, C_QD]
-            p = neurosim_pulse_number(g, a, pm, lo, hi) - 1.0
-            if p < 0.0:
-                p = 0.0
-        step = neurosim_conductance(p, a, pm, lo, hi) - g
-    if sigma > 0.0:
-        if by_range:
-            gn = g + step + sigma * (hi - lo) * xi
-        else:
-            gn = g + step * (1.0 + sigma * xi)
+    step = g_step(model, g, pol, lo, hi, dp[k, C_SU], dp[k, C_SD], dp[k, C_QU], dp[k, C_QD], tab_g, tab_up, tab_dn)
+    if by_range:
+        gn = g + step + sigma * (hi - lo) * xi
     else:
-        gn = g + step
+        gn = g + step * (1.0 + sigma * xi)
     if gn < lo:
         gn = lo
     elif gn > hi:
@@ -427,27 +439,77 @@ def pulse_step(model, x, pol, v, t, xi, dp, k, gc, tab_g, tab_up, tab_dn):
 def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, counter0):
     """``n`` identical pulses on device ``k`` from state ``x``: returns (new state, energy in J).
 
-    Pulse ``j`` uses the normal number ``counter0 + j`` of stream ``key``; its energy is
-    ``v**2 * t * (G_before + G_after)/2``.
+    Same result as ``n`` calls of :func:`pulse_step`, pulse ``j`` drawing the normal number
+    ``counter0 + j`` of stream ``key``; its energy is ``v**2 * t * (G_before + G_after)/2``.
     """
+    lo = dp[k, C_LO]
+    hi = dp[k, C_HI]
+    su = dp[k, C_SU]
+    sd = dp[k, C_SD]
+    qu = dp[k, C_QU]
+    qd = dp[k, C_QD]
     sigma = gc[K_SIGMA]
-    g_prev = conductance_of(model, x, dp, k, gc)
+    by_range = gc[K_REF] != 0.0
     half = 0.5 * v * v * t
     e = 0.0
     z0 = 0.0
     z1 = 0.0
+    if model == M_VTEAM:
+        d = gc[K_D]
+        rate = vteam_rate(v, su, sd, qu, qd, gc[K_AON], gc[K_AOFF])
+        g_prev = conductance_of(model, x, dp, k, gc)
+        if rate == 0.0:
+            return x, n * 2.0 * half * g_prev
+        win = int(gc[K_WIN])
+        wq = gc[K_WQ]
+        nsub = int(gc[K_SUB])
+        for j in range(n):
+            dx = vteam_displacement(x, rate, t, d, win, wq, nsub)
+            if sigma > 0.0:
+                c = counter0 + j
+                if j == 0 or (c & 1) == 0:
+                    z0, z1 = gauss_pair(key, c >> 1)
+                xi = z0 if (c & 1) == 0 else z1
+                if by_range:
+                    x = x + dx + sigma * d * xi
+                else:
+                    x = x + dx * (1.0 + sigma * xi)
+            else:
+                x = x + dx
+            if x < 0.0:
+                x = 0.0
+            elif x > d:
+                x = d
+            g = conductance_of(model, x, dp, k, gc)
+            e += half * (g_prev + g)
+            g_prev = g
+        return x, e
+    g = x
+    if g < lo:
+        g = lo
+    elif g > hi:
+        g = hi
+    noise = sigma * (hi - lo) if by_range else sigma
     for j in range(n):
-        xi = 0.0
+        step = g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn)
         if sigma > 0.0:
             c = counter0 + j
             if j == 0 or (c & 1) == 0:
                 z0, z1 = gauss_pair(key, c >> 1)
             xi = z0 if (c & 1) == 0 else z1
-        x = pulse_step(model, x, pol, v, t, xi, dp, k, gc, tab_g, tab_up, tab_dn)
-        g = conductance_of(model, x, dp, k, gc)
-        e += half * (g_prev + g)
-        g_prev = g
-    return x, e
+            if by_range:
+                gn = g + step + noise * xi
+            else:
+                gn = g + step * (1.0 + noise * xi)
+        else:
+            gn = g + step
+        if gn < lo:
+            gn = lo
+        elif gn > hi:
+            gn = hi
+        e += half * (g + gn)
+        g = gn
+    return g, e
 
 
 # --------------------------------------------------------------------------------------------

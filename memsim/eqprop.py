@@ -21,7 +21,7 @@ import numpy as np
 
 from memsim.circuit import Network
 from memsim.energy import layer_sources, region_weights
-from memsim.solve import PackedNetwork, SolveStats, solve
+from memsim.solve import ConvergenceError, PackedNetwork, SolveStats, solve
 
 MODES = ("centred", "positive", "negative")
 PHASES = ("free", "nudge_plus", "nudge_minus")
@@ -43,14 +43,21 @@ def run_phases(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, target:
     phase(s) the estimator ``mode`` needs, each warm-started from the free equilibrium."""
     if mode not in MODES:
         raise ValueError(f"unknown EqProp mode {mode!r} (known: {', '.join(MODES)})")
-    st = {"free": solve(packed, drive0, V, 0.0, target, tol=tol, max_sweeps=max_sweeps)}
+    def settle(name, V_ph, b):
+        try:
+            st[name] = solve(packed, drive0, V_ph, b, target, tol=tol, max_sweeps=max_sweeps)
+        except ConvergenceError as exc:
+            raise ConvergenceError(f"phase {name}: {exc}", exc.layer, exc.sample, exc.residual) from None
+
+    st: dict[str, SolveStats] = {}
+    settle("free", V, 0.0)
     ph = Phases(free=V.copy(), stats=st)
     if mode in ("centred", "positive"):
         ph.plus = V.copy()
-        st["nudge_plus"] = solve(packed, drive0, ph.plus, beta, target, tol=tol, max_sweeps=max_sweeps)
+        settle("nudge_plus", ph.plus, beta)
     if mode in ("centred", "negative"):
         ph.minus = V.copy()
-        st["nudge_minus"] = solve(packed, drive0, ph.minus, -beta, target, tol=tol, max_sweeps=max_sweeps)
+        settle("nudge_minus", ph.minus, -beta)
     return ph
 
 

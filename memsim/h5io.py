@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,46 +87,65 @@ def _read_network(g: h5py.Group) -> Network:
 
 
 class RunWriter:
-    """Writes one training run. Use :meth:`create` or :meth:`append` (resume)."""
+    """Writes one training run.
 
-    def __init__(self, f: h5py.File):
-        self.f = f
+    The file is open only while something is written (:meth:`commit` per epoch) and closed in
+    between, so a process killed while training (even with SIGKILL) leaves a valid file holding
+    every committed epoch. Use :meth:`create` for a new run, :meth:`append` to resume one.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
 
     @classmethod
     def create(cls, path: str | Path, config: dict, seed: int, overwrite: bool = False) -> "RunWriter":
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass --overwrite to replace it or --resume to continue it")
-        if path.parent and not path.parent.exists():
+        if not path.parent.exists():
             raise FileNotFoundError(f"output folder {path.parent} does not exist")
+        tmp = path.with_name(path.name + ".tmp")
         try:
-            f = h5py.File(path, "w")
+            with h5py.File(tmp, "w") as f:
+                f.attrs["memsim_version"] = memsim.__version__
+                f.attrs["format"] = FORMAT
+                f.attrs["format_version"] = FORMAT_VERSION
+                f.attrs["config"] = json.dumps(config, sort_keys=True)
+                f.attrs["created"] = _now()
+                f.attrs["seed"] = int(seed)
+                f.attrs["status"] = "running"
+                f.attrs["epochs_done"] = 0
+                m = f.create_group("metrics")
+                for name in REQUIRED_METRICS:
+                    cls._new_metric(m, name)
+                for g in ("network", "snapshots", "trajectories", "checkpoint"):
+                    f.create_group(g)
+            os.replace(tmp, path)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise OSError(f"cannot write {path}: {exc}") from None
-        f.attrs["memsim_version"] = memsim.__version__
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["config"] = json.dumps(config, sort_keys=True)
-        f.attrs["created"] = _now()
-        f.attrs["seed"] = int(seed)
-        f.attrs["status"] = "running"
-        f.attrs["epochs_done"] = 0
-        m = f.create_group("metrics")
-        for name in REQUIRED_METRICS:
-            cls._new_metric(m, name)
-        f.create_group("network")
-        f.create_group("snapshots")
-        f.create_group("trajectories")
-        f.create_group("checkpoint")
-        f.flush()
-        return cls(f)
+        return cls(path)
 
     @classmethod
     def append(cls, path: str | Path) -> "RunWriter":
         check_run_file(path)
-        f = h5py.File(path, "r+")
-        f.attrs["status"] = "running"
-        return cls(f)
+        w = cls(path)
+        with w.open() as f:
+            f.attrs["status"] = "running"
+        return w
+
+    def open(self, wait: float = 30.0) -> h5py.File:
+        """The file opened for writing (use as a context manager). A reader holding the file's lock
+        (another program) is waited for up to ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return h5py.File(self.path, "r+")
+            except OSError as exc:
+                if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise OSError(f"cannot write {self.path}: {exc}") from None
 
     @staticmethod
     def _new_metric(m: h5py.Group, name: str) -> h5py.Dataset:
@@ -133,13 +153,14 @@ class RunWriter:
         ds.attrs["unit"] = METRIC_UNITS.get(name, "")
         return ds
 
-    def append_metrics(self, row: dict[str, float]) -> None:
+    @classmethod
+    def append_metrics(cls, f: h5py.File, row: dict[str, float]) -> None:
         """Append one epoch's row; every metric dataset grows by one (NaN where absent)."""
-        m = self.f["metrics"]
+        m = f["metrics"]
         n = m["epoch"].shape[0]
         for name in row:
             if name not in m:
-                ds = self._new_metric(m, name)
+                ds = cls._new_metric(m, name)
                 ds.resize((n,))
                 ds[:] = np.nan
         for name in m:
@@ -147,17 +168,20 @@ class RunWriter:
             ds.resize((n + 1,))
             ds[n] = float(row.get(name, np.nan))
 
-    def truncate_metrics(self, n_rows: int) -> None:
+    @staticmethod
+    def truncate_metrics(f: h5py.File, n_rows: int) -> None:
         """Drop metric rows beyond ``n_rows`` (rows of an epoch that did not finish)."""
-        for ds in self.f["metrics"].values():
+        for ds in f["metrics"].values():
             if ds.shape[0] > n_rows:
                 ds.resize((n_rows,))
 
-    def write_network(self, net: Network) -> None:
-        _write_network(self.f["network"], net)
+    @staticmethod
+    def write_network(f: h5py.File, net: Network) -> None:
+        _write_network(f["network"], net)
 
-    def write_snapshot(self, epoch: int, net: Network) -> None:
-        snaps = self.f["snapshots"]
+    @staticmethod
+    def write_snapshot(f: h5py.File, epoch: int, net: Network) -> None:
+        snaps = f["snapshots"]
         name = f"epoch_{epoch}"
         if name in snaps:
             del snaps[name]
@@ -168,31 +192,36 @@ class RunWriter:
             g.create_dataset(f"bias_plus_{l}", data=bp).attrs["unit"] = "S"
             g.create_dataset(f"bias_minus_{l}", data=bm).attrs["unit"] = "S"
 
-    def write_checkpoint(self, epochs_done: int, state: dict[str, Any]) -> None:
+    @staticmethod
+    def write_checkpoint(f: h5py.File, epochs_done: int, state: dict[str, Any]) -> None:
         """The resume state after ``epochs_done`` epochs: written to a new group, then swapped in."""
         tmp = "checkpoint_new"
-        if tmp in self.f:
-            del self.f[tmp]
-        g = self.f.create_group(tmp)
+        if tmp in f:
+            del f[tmp]
+        g = f.create_group(tmp)
         for key, val in state.items():
             if isinstance(val, np.ndarray):
                 g.create_dataset(key, data=val)
             else:
                 g.attrs[key] = json.dumps(val)
         g.attrs["epochs_done"] = int(epochs_done)
-        if "checkpoint" in self.f:
-            del self.f["checkpoint"]
-        self.f.move(tmp, "checkpoint")
-        self.f.attrs["epochs_done"] = int(epochs_done)
+        if "checkpoint" in f:
+            del f["checkpoint"]
+        f.move(tmp, "checkpoint")
+        f.attrs["epochs_done"] = int(epochs_done)
 
-    def flush(self) -> None:
-        self.f.flush()
+    def set_status(self, status: str, error: str = "") -> None:
+        with self.open() as f:
+            f.attrs["status"] = status
+            f.attrs["finished"] = _now()
+            if error:
+                f.attrs["error"] = error
 
-    def close(self, status: str) -> None:
-        if self.f.id.valid:
-            self.f.attrs["status"] = status
-            self.f.attrs["finished"] = _now()
-            self.f.close()
+
+def read_file(path: str | Path) -> h5py.File:
+    """Open an HDF5 file read-only without taking its lock (a reader never blocks a training run
+    that commits an epoch; the writer holds the file only during that commit)."""
+    return h5py.File(path, "r", locking=False)
 
 
 def check_run_file(path: str | Path) -> None:
@@ -201,7 +230,7 @@ def check_run_file(path: str | Path) -> None:
     if not path.is_file():
         raise RunFileError(f"{path}: no such file")
     try:
-        with h5py.File(path, "r") as f:
+        with read_file(path) as f:
             fmt = f.attrs.get("format")
             ver = f.attrs.get("format_version")
             if fmt != FORMAT:
@@ -233,13 +262,13 @@ class Run:
         return int(self.attrs.get("seed", 0))
 
     def network(self) -> Network:
-        with h5py.File(self.path, "r") as f:
+        with read_file(self.path) as f:
             if "crossbar_0" not in f["network"]:
                 raise RunFileError(f"{self.path}: the run holds no network yet (no finished epoch)")
             return _read_network(f["network"])
 
     def checkpoint(self) -> dict:
-        with h5py.File(self.path, "r") as f:
+        with read_file(self.path) as f:
             g = f.get("checkpoint")
             if g is None:
                 return {}
@@ -254,7 +283,7 @@ def open_run(path: str | Path) -> Run:
     check_run_file(path)
     path = Path(path)
     try:
-        with h5py.File(path, "r") as f:
+        with read_file(path) as f:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             config = json.loads(attrs.get("config", "{}"))
             metrics = {k: ds[()] for k, ds in f["metrics"].items()}

@@ -235,15 +235,17 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
         trainer.epochs_done = int(ckpt["epochs_done"])
         trainer.total_pulses = int(ckpt.get("total_pulses", 0))
         writer = RunWriter.append(out)
-        writer.truncate_metrics(trainer.epochs_done)
+        with writer.open() as f:
+            writer.truncate_metrics(f, trainer.epochs_done)
         elapsed = float(ckpt.get("wall_time_total", 0.0))
     else:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.train_limit or None, cfg.test_limit or None)
         trainer = Trainer(cfg, data)
         writer = RunWriter.create(out, cfg.to_dict(), cfg.seed, overwrite=overwrite)
-        writer.write_network(trainer.net)
+        with writer.open() as f:
+            writer.write_network(f, trainer.net)
         elapsed = 0.0
-    status = "failed"
+    status, error = "failed", ""
     try:
         with _SignalGuard() as guard:
             while trainer.epochs_done < cfg.epochs:
@@ -266,13 +268,13 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                     "pulses": r.pulses, "programming_energy": r.programming_energy,
                     "clipped_fraction": r.clipped_fraction, "mean_sweeps": r.mean_sweeps,
                 }
-                writer.append_metrics(row)
-                writer.write_network(trainer.net)
-                if cfg.snapshot_every and e % cfg.snapshot_every == 0:
-                    writer.write_snapshot(e, trainer.net)
-                writer.write_checkpoint(e, {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
-                                            "total_pulses": trainer.total_pulses, "wall_time_total": elapsed})
-                writer.flush()
+                with writer.open() as f:  # one short write per epoch; closed while training
+                    writer.append_metrics(f, row)
+                    writer.write_network(f, trainer.net)
+                    if cfg.snapshot_every and e % cfg.snapshot_every == 0:
+                        writer.write_snapshot(f, e, trainer.net)
+                    writer.write_checkpoint(f, e, {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
+                                                   "total_pulses": trainer.total_pulses, "wall_time_total": elapsed})
                 if reporter:
                     reporter.epoch_end(e, row)
                 if guard.stop:
@@ -281,6 +283,12 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
     except StopRequested:
         status = "interrupted"
         raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        writer.close(status)
+        try:
+            writer.set_status(status, error)
+        except OSError:
+            pass  # the original failure (e.g. a full disk) is what the user needs to see
     return trainer
