@@ -3,7 +3,10 @@
 A 1568x100 + 100x20 network (with its 100 + 20 bias conductances: 158,920 devices) gets random
 desired updates ``dG = step * N(0, spread)`` (default spread 8: about 6.4 pulses per device and
 update with the deterministic scheme); each row times ``--reps`` calls of ``Programmer.program``
-after one warm-up call (compilation excluded). Plain script: ``python bench/programming.py``.
+(``program_outer`` for the rank-one row: one row/column pulse-train cycle per array) after one
+warm-up call, so compilation is excluded. ``pulses/s`` and ``updates/s`` are wall-clock;
+``pulses/cpu-s`` divides by the CPU time of all threads (the throughput of one busy core, which
+other processes on the machine do not distort). Plain script: ``python bench/programming.py``.
 """
 from __future__ import annotations
 
@@ -19,21 +22,33 @@ from memsim.programming import make_programmer
 SHAPES = [(1568, 100), (100,), (100, 20), (20,)]
 
 
-def bench(card, scheme, reps, spread, seed=0, **overrides):
+def bench(card, scheme, reps, spread, seed=0, outer=False, **overrides):
     pr = make_programmer(card, scheme, SHAPES, seed=seed, **overrides)
     rng = np.random.default_rng(seed)
-    params = [rng.uniform(pr.g_min + 0.3 * (pr.g_max - pr.g_min), pr.g_min + 0.7 * (pr.g_max - pr.g_min), sh)
-              for sh in SHAPES]
+    span = pr.g_max - pr.g_min
+    params = [rng.uniform(pr.g_min + 0.3 * span, pr.g_min + 0.7 * span, sh) for sh in SHAPES]
     pr.initialize(params)
     step = 0.5 * (pr.step_up + pr.step_down)
-    dgs = [[step * spread * rng.standard_normal(sh) for sh in SHAPES] for _ in range(4)]
-    pr.program(params, dgs[0])  # warm-up (JIT)
+    if outer:
+        # rank-one signals scaled so that E[pulses] matches the dG rows: lr*|x_i*d_j|/step ~ spread*0.8
+        sig = [([rng.standard_normal(sh[0]) for sh in SHAPES],
+                [rng.standard_normal(sh[1]) if len(sh) == 2 else None for sh in SHAPES]) for _ in range(4)]
+        lr = spread * 0.8 * step / (0.8 * 0.8)
+
+        def call(r):
+            return pr.program_outer(params, sig[r % 4][0], sig[r % 4][1], lr)
+    else:
+        dgs = [[step * spread * rng.standard_normal(sh) for sh in SHAPES] for _ in range(4)]
+
+        def call(r):
+            return pr.program(params, dgs[r % 4])
+    call(0)  # warm-up (JIT)
     pulses = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for r in range(reps):
-        pulses += pr.program(params, dgs[r % 4])["pulses"]
-    dt = time.perf_counter() - t0
-    return pr.n_devices * reps / dt, pulses / dt, pulses / (pr.n_devices * reps)
+        pulses += call(r)["pulses"]
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return pr.n_devices * reps / dt, pulses / dt, pulses / (pr.n_devices * reps), pulses / cpu
 
 
 def main():
@@ -47,19 +62,20 @@ def main():
     n_dev = sum(int(np.prod(s)) for s in SHAPES)
     print(f"network 1568x100 + 100x20 (+ biases): {n_dev} devices; numba threads: {numba.get_num_threads()}; "
           f"dG = step*N(0, {args.spread:g}); {args.reps} updates per row")
-    print(f"{'card':<12} {'model':<11} {'scheme':<14} {'noise':<6} {'pulses/dev':>10} {'updates/s':>12} {'pulses/s':>12}")
-    rows = []
-    for name in available_cards("memristor")["memristor"]:
+    print(f"{'card':<12} {'model':<11} {'scheme':<20} {'c2c':<5} {'pulses/dev':>10} {'updates/s':>11} "
+          f"{'pulses/s':>11} {'pulses/cpu-s':>12}")
+    rows = [("softbounds", "deterministic", {"c2c_sigma": 0.0})]
+    rows += [(name, "deterministic", {}) for name in available_cards("memristor")["memristor"]]
+    rows += [("softbounds", "stochastic", {}), ("softbounds", "stochastic (outer)", {"outer": True}),
+             ("softbounds", "ideal", {})]
+    for name, scheme, ov in rows:
         card = load_card("memristor", name)
-        rows.append((name, card.model, "deterministic", {}))
-    rows.insert(0, ("softbounds", "softbounds", "deterministic", {"c2c_sigma": 0.0}))
-    rows += [("softbounds", "softbounds", "stochastic", {}), ("softbounds", "softbounds", "ideal", {})]
-    for name, model, scheme, ov in rows:
-        card = load_card("memristor", name)
-        ups, pps, ppd = bench(card, scheme, args.reps, args.spread, **ov)
+        ov = dict(ov)
+        outer = ov.pop("outer", False)
+        ups, pps, ppd, ppc = bench(card, scheme.split()[0], args.reps, args.spread, outer=outer, **ov)
         sigma = float(ov.get("c2c_sigma", card.params.get("c2c_sigma", 0.0)))
-        print(f"{name:<12} {model:<11} {scheme:<14} {'c2c' if sigma > 0 else 'none':<6} {ppd:>10.2f} "
-              f"{ups:>12.3e} {pps:>12.3e}")
+        print(f"{name:<12} {card.model:<11} {scheme:<20} {'yes' if sigma > 0 else 'no':<5} {ppd:>10.2f} "
+              f"{ups:>11.3e} {pps:>11.3e} {ppc:>12.3e}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""``memsim info RUN.h5``: what a run holds."""
+"""``memsim info RUN.h5``: what a run holds; ``memsim info SWEEP_DIR``: a sweep's table."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import numpy as np
@@ -8,11 +10,25 @@ from memsim.cli.errors import clean_errors
 
 
 @click.command()
-@click.argument("run_file", type=click.Path())
+@click.argument("run_file", metavar="RUN_FILE|SWEEP_DIR", type=click.Path())
+@click.option("--metric", default="test_accuracy", show_default=True,
+              help="Sweeps: the index column tabulated against the axes.")
 @clean_errors
-def info(run_file):
-    """Print a run's config, status, per-epoch metrics and network."""
+def info(run_file, metric):
+    """Print a run's config, status, per-epoch metrics and network; or, for a sweep folder, its
+    axes against the final test accuracy (mean, spread over seeds) and its failed runs."""
     from memsim.h5io import open_run
+    from memsim.sweep import is_sweep_dir
+
+    if is_sweep_dir(run_file) or Path(run_file).is_dir():
+        from memsim.analysis import sweep_text
+        from memsim.sweep import open_sweep
+
+        sweep = open_sweep(run_file)
+        if metric not in sweep.index:
+            raise ValueError(f"unknown metric {metric!r} for a sweep (e.g. test_accuracy, train_loss, wall_time)")
+        click.echo(sweep_text(sweep, metric))
+        return
 
     run = open_run(run_file)
     a = run.attrs

@@ -17,12 +17,18 @@ def _register():
     from memsim.cli.info import info
     from memsim.cli.spice import export_spice, settle
     from memsim.cli.train import config_cmd, train
+    from memsim.cli.sweep import sweep
+    from memsim.cli.plot import plot
+    from memsim.cli.report import report
 
     main.add_command(train)
     main.add_command(config_cmd)
     main.add_command(info)
     main.add_command(export_spice)
     main.add_command(settle)
+    main.add_command(sweep)
+    main.add_command(plot)
+    main.add_command(report)
     from memsim.cli.baseline import baseline; main.add_command(baseline)  # noqa: E702
 
 

@@ -36,9 +36,18 @@ vteam         x (m), [0, D] VTEAM threshold rate ``dx/dt = k_off*(v/v_off - 1)**
 NeuroSim's nonlinearity label: ``a(NL)`` solves ``max_p (g_a(p) - p) = 0.07*sqrt(2)*|NL|`` for the
 normalised curve ``g_a(p) = (1 - exp(-p/a))/(1 - exp(-1/a))`` on ``p in [0, 1]``: the largest
 distance between the curve and the straight line, measured perpendicular to it, is ``0.07*NL``.
-This reproduces NeuroSim's tabulated ``a`` (MLP_NeuroSim V3 ``getParamA``: a(0.5)=2.5199,
-a(1)=1.2517, a(2)=0.6090, a(3)=0.3868, a(9)=0.0228) to six digits; it is defined for
+This rule (inferred here from NeuroSim's table, which does not state it) reproduces the tabulated
+``a`` of MLP_NeuroSim V3's ``getParamA`` (a(0.5)=2.5199, a(1)=1.2517, a(2)=0.6090, a(3)=0.3868,
+a(9)=0.0228, and every entry from 0.01 to 9) to its six digits; it is defined for
 ``|NL| < 1/(0.07*sqrt(2)) = 10.10``.
+
+Card keys (``params``; S, V, s, m): linear ``levels`` or ``dw_min`` (neither: the programmer's
+step, default range/1000); softbounds ``dw_min``, ``up_down`` (up step ``dw_min*(1 + up_down)``,
+down ``dw_min*(1 - up_down)``); expstep/powstep the same plus ``gamma_up``, ``gamma_down``;
+piecewise ``table_up``, ``table_down`` and optional ``table_g`` (default: equally spaced nodes);
+neurosim ``levels_up``, ``levels_down``, ``nl_up``, ``nl_down``; vteam ``d``, ``k_on``, ``k_off``,
+``alpha_on``, ``alpha_off``, ``v_on``, ``v_off``, ``window`` ("none" or "biolek"), ``window_p``
+(Biolek exponent ``2p``), ``substeps``. Unknown keys are errors.
 
 Non-idealities, every model:
 
@@ -68,9 +77,9 @@ Pulses: ``v_up``, ``t_up``, ``v_down``, ``t_down`` (volts, seconds; default +1 V
 and an optional ``breakdown_voltage``. The energy of one pulse is ``V**2 * t * (G_before +
 G_after)/2`` joules.
 
-Random numbers are counter-based (splitmix64 hashes of the seed, a stream, the device's index and
-its own pulse counter), so results do not depend on threads or on how trains are split across
-calls, and resuming needs only the counters.
+Random numbers are counter-based: splitmix64 hashes of the seed, a stream, the device's index and
+its own pulse counter, turned into normals by the ziggurat method. Results do not depend on the
+number of threads or on how trains are split across calls, and resuming needs only the counters.
 """
 from __future__ import annotations
 
@@ -121,7 +130,6 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _ALT = np.uint64(0xD1B54A32D192ED03)
 _TWO53 = 1.0 / 9007199254740992.0
-_TWO31 = 1.0 / 2147483648.0
 
 
 @njit
@@ -144,35 +152,59 @@ def stream_key(seed, stream, index):
 @njit
 def uniform(key, counter):
     """The ``counter``-th uniform in [0, 1) of stream ``key`` (53 bits)."""
-    h = mix64(key + (np.uint64(counter) + np.uint64(1)) * _GOLD)
+    h = mix64(np.uint64(key) + (np.uint64(counter) + np.uint64(1)) * _GOLD)
     return np.float64(h >> np.uint64(11)) * _TWO53
 
 
-@njit
-def gauss_pair(key, pair):
-    """Two independent standard normals, the ``pair``-th of stream ``key``.
+def _ziggurat_tables(layers=128, r=3.442619855899, v=9.91256303526217e-3):
+    """Layer edges ``x`` and edge ratios of Marsaglia & Tsang's normal ziggurat (128 layers)."""
+    x = np.zeros(layers + 1)
+    f = lambda t: math.exp(-0.5 * t * t)  # noqa: E731
+    x[0] = v / f(r)
+    x[1] = r
+    for i in range(2, layers):
+        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + f(x[i - 1])))
+    x[layers] = 0.0
+    return x, x[1:] / x[:-1]
 
-    Marsaglia's polar method on 32-bit uniform pairs; attempt ``a`` hashes ``(key, pair, a)``, so
-    the draw depends on nothing but its position in the stream.
-    """
-    s0 = key + (np.uint64(pair) + np.uint64(1)) * _GOLD
-    a = np.uint64(0)
-    while True:
-        h = mix64(s0 ^ (a * _ALT))
-        u = (np.float64(h >> np.uint64(32)) + 0.5) * _TWO31 - 1.0
-        v = (np.float64(h & np.uint64(0xFFFFFFFF)) + 0.5) * _TWO31 - 1.0
-        q = u * u + v * v
-        if q < 1.0:
-            f = math.sqrt(-2.0 * math.log(q) / q)
-            return u * f, v * f
-        a += np.uint64(1)
+
+_ZIG_X, _ZIG_RATIO = _ziggurat_tables()
+_ZIG_R = 3.442619855899
 
 
 @njit
 def gauss(key, counter):
-    """The ``counter``-th standard normal of stream ``key`` (consistent with :func:`gauss_pair`)."""
-    z0, z1 = gauss_pair(key, counter >> 1)
-    return z0 if (counter & 1) == 0 else z1
+    """The ``counter``-th standard normal of stream ``key``.
+
+    Ziggurat method (Marsaglia & Tsang 2000, in Doornik's ZIGNOR form, 128 layers): one hash per
+    normal on the fast path (98.8 %); the rare slow paths hash ``(key, counter, attempt)`` further,
+    so the draw depends on nothing but its position in the stream.
+    """
+    s0 = np.uint64(key) + (np.uint64(counter) + np.uint64(1)) * _GOLD
+    a = np.uint64(0)
+    while True:
+        h = mix64(s0 ^ (a * _ALT))
+        a += np.uint64(1)
+        i = np.int64(h & np.uint64(127))
+        u = 2.0 * (np.float64(h >> np.uint64(11)) + 0.5) * _TWO53 - 1.0  # (-1, 1)
+        if abs(u) < _ZIG_RATIO[i]:
+            return u * _ZIG_X[i]
+        h2 = mix64(h ^ _MIX2)
+        if i == 0:  # the tail beyond R: sample it until accepted (Marsaglia's tail method)
+            while True:
+                u1 = (np.float64(h2 >> np.uint64(11)) + 0.5) * _TWO53
+                h3 = mix64(h2 ^ _MIX1)
+                u2 = (np.float64(h3 >> np.uint64(11)) + 0.5) * _TWO53
+                t = -math.log(u1) / _ZIG_R
+                if -2.0 * math.log(u2) >= t * t:
+                    return t + _ZIG_R if u < 0.0 else -(t + _ZIG_R)
+                h2 = mix64(h3 ^ _MIX2)
+        xx = u * _ZIG_X[i]
+        f0 = math.exp(-0.5 * (_ZIG_X[i] * _ZIG_X[i] - xx * xx))
+        f1 = math.exp(-0.5 * (_ZIG_X[i + 1] * _ZIG_X[i + 1] - xx * xx))
+        u3 = (np.float64(h2 >> np.uint64(11)) + 0.5) * _TWO53
+        if f1 + u3 * (f0 - f1) < 1.0:
+            return xx
 
 
 @njit
@@ -208,27 +240,31 @@ def popcount64(x):
 
 
 @njit
-def neurosim_conductance(p, a, p_max, lo, hi):
-    """NeuroSim curve: conductance (S) after ``p`` pulses; ``a`` in pulses (0: straight line).
+def neurosim_b(a, p_max, lo, hi):
+    """NeuroSim's ``B = (hi - lo)/(1 - exp(-P_max/A))`` (S); ``a = 0`` (straight line) gives 0."""
+    if a == 0.0:
+        return 0.0
+    return (hi - lo) / (-math.expm1(-p_max / a))
 
-    Exactly ``lo`` at ``p <= 0`` and ``hi`` at ``p >= p_max``."""
+
+@njit
+def neurosim_conductance_b(p, a, b, p_max, lo, hi):
+    """:func:`neurosim_conductance` with ``B`` given."""
     if p <= 0.0:
         return lo
     if p >= p_max:
         return hi
     if a == 0.0:
         return lo + (hi - lo) * p / p_max
-    b = (hi - lo) / (-math.expm1(-p_max / a))
     return lo + b * (-math.expm1(-p / a))
 
 
 @njit
-def neurosim_pulse_number(g, a, p_max, lo, hi):
-    """Inverse of :func:`neurosim_conductance`: the pulse number of conductance ``g`` (S)."""
+def neurosim_pulse_number_b(g, a, b, p_max, lo, hi):
+    """:func:`neurosim_pulse_number` with ``B`` given."""
     if a == 0.0:
         p = p_max * (g - lo) / (hi - lo)
     else:
-        b = (hi - lo) / (-math.expm1(-p_max / a))
         y = (g - lo) / b
         if y >= 1.0:
             return p_max
@@ -241,6 +277,31 @@ def neurosim_pulse_number(g, a, p_max, lo, hi):
     elif p > p_max:
         p = p_max
     return p
+
+
+@njit
+def neurosim_conductance(p, a, p_max, lo, hi):
+    """NeuroSim curve: conductance (S) after ``p`` pulses; ``a`` in pulses (0: straight line).
+
+    Exactly ``lo`` at ``p <= 0`` and ``hi`` at ``p >= p_max``."""
+    return neurosim_conductance_b(p, a, neurosim_b(a, p_max, lo, hi), p_max, lo, hi)
+
+
+@njit
+def neurosim_pulse_number(g, a, p_max, lo, hi):
+    """Inverse of :func:`neurosim_conductance`: the pulse number of conductance ``g`` (S),
+    snapped to the nearest integer when within 1e-9 of it (levels stay exact)."""
+    return neurosim_pulse_number_b(g, a, neurosim_b(a, p_max, lo, hi), p_max, lo, hi)
+
+
+@njit
+def neurosim_step(g, pol, a, b, p_max, lo, hi):
+    """Conductance change (S) of one NeuroSim pulse from ``g`` on the curve ``(a, b, p_max)``."""
+    if pol > 0:
+        p = neurosim_pulse_number_b(g, a, b, p_max, lo, hi) + 1.0
+    else:
+        p = neurosim_pulse_number_b(g, a, b, p_max, lo, hi) - 1.0
+    return neurosim_conductance_b(p, a, b, p_max, lo, hi) - g
 
 
 @njit
@@ -385,14 +446,8 @@ def g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn):
         return -sd * table_interp(tab_g, tab_dn, g)
     # neurosim
     if pol > 0:
-        p = neurosim_pulse_number(g, su, qu, lo, hi) + 1.0
-        if p > qu:
-            p = qu
-        return neurosim_conductance(p, su, qu, lo, hi) - g
-    p = neurosim_pulse_number(g, sd, qd, lo, hi) - 1.0
-    if p < 0.0:
-        p = 0.0
-    return neurosim_conductance(p, sd, qd, lo, hi) - g
+        return neurosim_step(g, pol, su, neurosim_b(su, qu, lo, hi), qu, lo, hi)
+    return neurosim_step(g, pol, sd, neurosim_b(sd, qd, lo, hi), qd, lo, hi)
 
 
 @njit
@@ -452,8 +507,6 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
     by_range = gc[K_REF] != 0.0
     half = 0.5 * v * v * t
     e = 0.0
-    z0 = 0.0
-    z1 = 0.0
     if model == M_VTEAM:
         d = gc[K_D]
         rate = vteam_rate(v, su, sd, qu, qd, gc[K_AON], gc[K_AOFF])
@@ -466,10 +519,7 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
         for j in range(n):
             dx = vteam_displacement(x, rate, t, d, win, wq, nsub)
             if sigma > 0.0:
-                c = counter0 + j
-                if j == 0 or (c & 1) == 0:
-                    z0, z1 = gauss_pair(key, c >> 1)
-                xi = z0 if (c & 1) == 0 else z1
+                xi = gauss(key, counter0 + j)
                 if by_range:
                     x = x + dx + sigma * d * xi
                 else:
@@ -490,13 +540,17 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
     elif g > hi:
         g = hi
     noise = sigma * (hi - lo) if by_range else sigma
+    # NeuroSim: this train's curve, once
+    na = su if pol > 0 else sd
+    npm = qu if pol > 0 else qd
+    nb = neurosim_b(na, npm, lo, hi) if model == M_NEURO else 0.0
     for j in range(n):
-        step = g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn)
+        if model == M_NEURO:
+            step = neurosim_step(g, pol, na, nb, npm, lo, hi)
+        else:
+            step = g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn)
         if sigma > 0.0:
-            c = counter0 + j
-            if j == 0 or (c & 1) == 0:
-                z0, z1 = gauss_pair(key, c >> 1)
-            xi = z0 if (c & 1) == 0 else z1
+            xi = gauss(key, counter0 + j)
             if by_range:
                 gn = g + step + noise * xi
             else:
@@ -547,14 +601,14 @@ def apply_pulses(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npu
         g_out[k] = device_conductance(model, x[k], stuck[k], dp, k, gc)
 
 
-@njit
+@pjit
 def counts_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol):
     """Pulse counts ``round(|dG + residue|/step)`` (capped at ``n_max``) and signs.
 
     The residue below half a step is kept in ``resid`` when ``carry`` (else zeroed); what a cap
     cuts off is dropped.
     """
-    for k in range(dG.size):
+    for k in prange(dG.size):
         target = dG[k] + resid[k]
         if target > 0.0:
             s = step_up
@@ -563,10 +617,8 @@ def counts_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol)
             s = step_dn
             p = -1
         else:
-            npulse[k] = 0
-            pol[k] = 0
-            resid[k] = 0.0
-            continue
+            s = step_up
+            p = 0
         m = math.floor(abs(target) / s + 0.5)
         r = target - p * m * s
         if m > n_max:
@@ -576,24 +628,24 @@ def counts_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol)
         resid[k] = r if carry else 0.0
 
 
-@njit
+@pjit
 def counts_stochastic(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol):
     """Pulse counts of the stochastic scheme: Binomial(bl, min(1, |dG|/(bl*step))) per device.
 
     This is the distribution of the coincidences a device sees when its row and column trains of
     ``bl`` slots fire with probabilities whose product is ``|dG|/(bl*step)``.
     """
-    for k in range(dG.size):
+    for k in prange(dG.size):
         d = dG[k]
-        if d == 0.0:
-            npulse[k] = 0
-            pol[k] = 0
-            continue
-        s = step_up if d > 0.0 else step_dn
-        p = abs(d) / (s * bl)
-        u = uniform(stream_key(seed, STREAM_BINOM, id0 + k), update)
-        npulse[k] = binomial_inverse(bl, p, u)
-        pol[k] = 1 if d > 0.0 else -1
+        n = 0
+        p = 0
+        if d != 0.0:
+            s = step_up if d > 0.0 else step_dn
+            u = uniform(stream_key(seed, STREAM_BINOM, id0 + k), update)
+            n = binomial_inverse(bl, abs(d) / (s * bl), u)
+            p = 1 if d > 0.0 else -1
+        npulse[k] = n
+        pol[k] = p
 
 
 @njit
@@ -626,7 +678,7 @@ def counts_coincidence(rmask, rsign, cmask, csign, npulse, pol):
 def apply_exact(model, x, stuck, dp, gc, dG, g_out):
     """Ideal programming: ``G <- clip(G + dG, lo, hi)`` exactly (stuck devices hold)."""
     for k in range(x.size):
-        if stuck[k] == STUCK_NONE:
+        if stuck[k] == STUCK_NONE and dG[k] != 0.0:
             g = conductance_of(model, x[k], dp, k, gc) + dG[k]
             x[k] = state_of(model, g, dp, k, gc)
         g_out[k] = device_conductance(model, x[k], stuck[k], dp, k, gc)
@@ -1125,11 +1177,13 @@ def response_curve(card, pulses: Sequence[int] | tuple[int, int], g0: float | No
                    noise: bool = True) -> np.ndarray:
     """Conductance (S) of one nominal device (no spread, not stuck) before and after each pulse.
 
-    ``pulses`` is a sequence of +1 (up), -1 (down) or 0 (none), or ``(n_up, n_down)`` for
-    ``n_up`` up pulses then ``n_down`` down pulses. The device starts at ``g0`` (default
+    ``pulses`` is a list or array of +1 (up), -1 (down) or 0 (none), or a tuple
+    ``(n_up, n_down)`` for ``n_up`` up pulses then ``n_down`` down pulses. The device starts at ``g0`` (default
     ``g_min``). ``noise=False`` turns cycle-to-cycle noise off.
     """
-    if isinstance(pulses, tuple) and len(pulses) == 2 and all(isinstance(p, (int, np.integer)) for p in pulses):
+    if isinstance(pulses, tuple):
+        if len(pulses) != 2 or min(pulses) < 0:
+            raise ValueError("a tuple of pulses is (n_up, n_down) with counts >= 0; give a list for a sequence")
         pols = np.concatenate([np.ones(int(pulses[0]), np.int64), -np.ones(int(pulses[1]), np.int64)])
     else:
         pols = np.asarray(pulses, dtype=np.int64)
@@ -1139,7 +1193,7 @@ def response_curve(card, pulses: Sequence[int] | tuple[int, int], g0: float | No
         spec.gc[K_SIGMA] = 0.0
     dp, _ = fabricate(spec, 1, seed, d2d=False)
     x0 = state_of(spec.model, float(card.g_min if g0 is None else g0), dp, 0, spec.gc)
-    key = stream_key(int(seed), STREAM_C2C, 0)
+    key = np.uint64(stream_key(int(seed), STREAM_C2C, 0))
     return response_kernel(spec.model, x0, pols, spec.v_up, spec.t_up, spec.v_down, spec.t_down, dp, spec.gc,
                            spec.tab_g, spec.tab_up, spec.tab_dn, key)
 

@@ -38,14 +38,15 @@ class Phases:
 
 
 def run_phases(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, target: np.ndarray, beta: float,
-               mode: str = "centred", tol: float = 1e-9, max_sweeps: int = 10_000) -> Phases:
+               mode: str = "centred", tol: float = 1e-9, max_sweeps: int = 10_000, sample_offset: int = 0) -> Phases:
     """Free phase from the warm start ``V`` (updated in place to the free state), then the nudged
     phase(s) the estimator ``mode`` needs, each warm-started from the free equilibrium."""
     if mode not in MODES:
         raise ValueError(f"unknown EqProp mode {mode!r} (known: {', '.join(MODES)})")
     def settle(name, V_ph, b):
         try:
-            st[name] = solve(packed, drive0, V_ph, b, target, tol=tol, max_sweeps=max_sweeps)
+            st[name] = solve(packed, drive0, V_ph, b, target, tol=tol, max_sweeps=max_sweeps,
+                             sample_offset=sample_offset)
         except ConvergenceError as exc:
             raise ConvergenceError(f"phase {name}: {exc}", exc.layer, exc.sample, exc.residual) from None
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import contextlib
 import os
-import time
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,28 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _put(g: h5py.Group, name: str, data: np.ndarray, unit: str = "S") -> None:
+    """Write ``data`` to ``g[name]``, in place when the dataset exists with the same shape and
+    dtype (HDF5 does not reclaim deleted datasets' space: rewriting would grow the file)."""
+    data = np.asarray(data)
+    if name in g and g[name].shape == data.shape and g[name].dtype == data.dtype:
+        g[name][...] = data
+    else:
+        if name in g:
+            del g[name]
+        g.create_dataset(name, data=data)
+    if unit:
+        g[name].attrs["unit"] = unit
+
+
 def _write_network(g: h5py.Group, net: Network) -> None:
-    for name in list(g.keys()):
-        del g[name]
     for k, w in enumerate(net.weights):
-        ds = g.create_dataset(f"crossbar_{k}", data=w)
-        ds.attrs["unit"] = "S"
+        _put(g, f"crossbar_{k}", w)
     for l, (bp, bm) in enumerate(zip(net.bias_plus, net.bias_minus)):
-        g.create_dataset(f"bias_plus_{l}", data=bp).attrs["unit"] = "S"
-        g.create_dataset(f"bias_minus_{l}", data=bm).attrs["unit"] = "S"
+        _put(g, f"bias_plus_{l}", bp)
+        _put(g, f"bias_minus_{l}", bm)
     for key, arr in net.extra.items():
-        g.create_dataset(key, data=arr)
+        _put(g, key, arr, unit="")
     spec = net.spec
     a = g.attrs
     a["sizes"] = np.asarray(spec.sizes, dtype=np.int64)
@@ -89,9 +101,10 @@ def _read_network(g: h5py.Group) -> Network:
 class RunWriter:
     """Writes one training run.
 
-    The file is open only while something is written (:meth:`commit` per epoch) and closed in
-    between, so a process killed while training (even with SIGKILL) leaves a valid file holding
-    every committed epoch. Use :meth:`create` for a new run, :meth:`append` to resume one.
+    Every write is a :meth:`transaction` on a copy of the file that then atomically replaces it
+    (``os.replace``), so a process killed while training (even with SIGKILL) or a full disk leaves
+    a valid file holding every committed epoch. Use :meth:`create` for a new run, :meth:`append`
+    to resume one.
     """
 
     def __init__(self, path: str | Path):
@@ -130,22 +143,38 @@ class RunWriter:
     def append(cls, path: str | Path) -> "RunWriter":
         check_run_file(path)
         w = cls(path)
-        with w.open() as f:
+        with w.transaction() as f:
             f.attrs["status"] = "running"
         return w
 
-    def open(self, wait: float = 30.0) -> h5py.File:
-        """The file opened for writing (use as a context manager). A reader holding the file's lock
-        (another program) is waited for up to ``wait`` seconds."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                return h5py.File(self.path, "r+")
-            except OSError as exc:
-                if "lock" in str(exc).lower() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                raise OSError(f"cannot write {self.path}: {exc}") from None
+    @contextlib.contextmanager
+    def transaction(self, extra_bytes: int = 0):
+        """The run file opened for writing, as a copy: on success the copy atomically replaces the
+        file, on any failure it is removed. The file on disk is always one complete version.
+        Free space for the copy plus ``extra_bytes`` is checked before anything is written."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            size = self.path.stat().st_size
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            raise OSError(f"cannot write {self.path}: {exc}") from None
+        need = size + int(extra_bytes) + (1 << 16)
+        if free < need:
+            raise OSError(f"cannot write {self.path}: no space left on device (need about {need / 1e6:.1f} MB, "
+                          f"{free / 1e6:.1f} MB free); the file keeps every finished epoch")
+        try:
+            shutil.copyfile(self.path, tmp)
+            with h5py.File(tmp, "r+") as f:
+                yield f
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"cannot write {self.path}: {exc}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    open = transaction  # ``with writer.open() as f:`` reads naturally too
 
     @staticmethod
     def _new_metric(m: h5py.Group, name: str) -> h5py.Dataset:
@@ -181,37 +210,27 @@ class RunWriter:
 
     @staticmethod
     def write_snapshot(f: h5py.File, epoch: int, net: Network) -> None:
-        snaps = f["snapshots"]
-        name = f"epoch_{epoch}"
-        if name in snaps:
-            del snaps[name]
-        g = snaps.create_group(name)
+        g = f["snapshots"].require_group(f"epoch_{epoch}")
         for k, w in enumerate(net.weights):
-            g.create_dataset(f"crossbar_{k}", data=w, compression="gzip").attrs["unit"] = "S"
+            _put(g, f"crossbar_{k}", w)
         for l, (bp, bm) in enumerate(zip(net.bias_plus, net.bias_minus)):
-            g.create_dataset(f"bias_plus_{l}", data=bp).attrs["unit"] = "S"
-            g.create_dataset(f"bias_minus_{l}", data=bm).attrs["unit"] = "S"
+            _put(g, f"bias_plus_{l}", bp)
+            _put(g, f"bias_minus_{l}", bm)
 
     @staticmethod
     def write_checkpoint(f: h5py.File, epochs_done: int, state: dict[str, Any]) -> None:
-        """The resume state after ``epochs_done`` epochs: written to a new group, then swapped in."""
-        tmp = "checkpoint_new"
-        if tmp in f:
-            del f[tmp]
-        g = f.create_group(tmp)
+        """The resume state after ``epochs_done`` epochs (atomic with the rest of the commit)."""
+        g = f.require_group("checkpoint")
         for key, val in state.items():
             if isinstance(val, np.ndarray):
-                g.create_dataset(key, data=val)
+                _put(g, key, val, unit="")
             else:
                 g.attrs[key] = json.dumps(val)
         g.attrs["epochs_done"] = int(epochs_done)
-        if "checkpoint" in f:
-            del f["checkpoint"]
-        f.move(tmp, "checkpoint")
         f.attrs["epochs_done"] = int(epochs_done)
 
     def set_status(self, status: str, error: str = "") -> None:
-        with self.open() as f:
+        with self.transaction() as f:
             f.attrs["status"] = status
             f.attrs["finished"] = _now()
             if error:
@@ -219,8 +238,8 @@ class RunWriter:
 
 
 def read_file(path: str | Path) -> h5py.File:
-    """Open an HDF5 file read-only without taking its lock (a reader never blocks a training run
-    that commits an epoch; the writer holds the file only during that commit)."""
+    """Open an HDF5 file read-only without taking its lock (a reader never blocks a training run:
+    the writer commits by replacing the file, so a reader always sees one complete version)."""
     return h5py.File(path, "r", locking=False)
 
 

@@ -84,6 +84,7 @@ class Programmer:
         self.residue = np.zeros(n)
         self.count = np.zeros(n, dtype=np.int64)
         self.age = np.zeros(n)
+        self.initialized = False
         self.n_updates = 0
         self.n_reads = 0
         self.total_pulses = 0
@@ -163,6 +164,7 @@ class Programmer:
             self._write(params, i, self._g[s])
         self.residue[:] = 0.0
         self.age[:] = 0.0
+        self.initialized = True
 
     def conductances(self) -> list[np.ndarray]:
         """The devices' conductances (S), new arrays of the programmer's shapes."""
@@ -178,9 +180,12 @@ class Programmer:
     def program(self, params: list[np.ndarray], dG: list[np.ndarray]) -> dict[str, Any]:
         """Apply the desired updates ``dG`` (S) with this programmer's scheme; write the
         resulting conductances into ``params``. Returns ``{"pulses", "pulses_per_array",
-        "energy" (J), "energy_per_array"}``."""
+        "energy" (J), "energy_per_array"}``. Before the first :meth:`initialize`, ``params`` are
+        taken as the initial conductances (``initialize(params)`` is called first)."""
         self._check(params, "params")
         self._check(dG, "dG")
+        if not self.initialized:
+            self.initialize(params)
         sp = self.spec
         pulses, energy = [], []
         for i in range(len(self.shapes)):
@@ -216,6 +221,8 @@ class Programmer:
         summed ``dG`` as :meth:`program` would.
         """
         self._check(params, "params")
+        if not self.initialized:
+            self.initialize(params)
         if len(row_signals) != len(self.shapes) or len(col_signals) != len(self.shapes):
             raise ValueError("program_outer: one row and one column signal per array")
         lrs = list(lr) if isinstance(lr, (list, tuple, np.ndarray)) else [float(lr)] * len(self.shapes)
@@ -247,8 +254,8 @@ class Programmer:
             nr, nc = r_all.shape[1], c_all.shape[1]
             rmask = np.zeros(nr, dtype=np.uint64)
             cmask = np.zeros(nc, dtype=np.uint64)
-            key_r = pm.stream_key(self.seed, pm.STREAM_ROW, self.n_updates * 4096 + i)
-            key_c = pm.stream_key(self.seed, pm.STREAM_COL, self.n_updates * 4096 + i)
+            key_r = np.uint64(pm.stream_key(self.seed, pm.STREAM_ROW, self.n_updates * 4096 + i))
+            key_c = np.uint64(pm.stream_key(self.seed, pm.STREAM_COL, self.n_updates * 4096 + i))
             lr_i = float(lrs[i])
             for t in range(r_all.shape[0]):
                 x, d = r_all[t], c_all[t]
@@ -292,6 +299,8 @@ class Programmer:
         self._check(params, "params")
         if not (math.isfinite(dt) and dt >= 0):
             raise ValueError(f"dt must be >= 0 seconds, got {dt!r}")
+        if not self.initialized:
+            self.initialize(params)
         sp = self.spec
         if sp.drift_kind == 0 or dt == 0:
             self.age += dt
@@ -358,6 +367,7 @@ class Programmer:
         self.total_energy = float(d["total_energy"])
         self.step_up = float(d["step_up"])
         self.step_down = float(d["step_down"])
+        self.initialized = True
 
 
 def make_programmer(card: MemristorCard | str, scheme: str, shapes: list[tuple[int, ...]], seed: int,

@@ -313,11 +313,12 @@ class SolveStats:
 
 def solve(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, beta: float = 0.0,
           target: np.ndarray | None = None, cap: np.ndarray | None = None, v_prev: np.ndarray | None = None,
-          tol: float = 1e-9, max_sweeps: int = 10_000, check: bool = True) -> SolveStats:
+          tol: float = 1e-9, max_sweeps: int = 10_000, check: bool = True, sample_offset: int = 0) -> SolveStats:
     """Solve the equilibrium in place in ``V`` (``(B, N)`` volts, the warm start on entry).
 
     ``drive0`` from :func:`input_drive`; ``beta`` the nudge (S) towards ``target`` (``(B, C)`` V);
     ``cap``/``v_prev`` the backward-Euler capacitive term (omit for DC).
+    ``sample_offset`` is added to the sample index in error messages (the batch's first sample).
     Raises :class:`ConvergenceError` (naming sample, layer and residual) when ``check`` and a sample
     did not converge or went non-finite.
     """
@@ -348,8 +349,8 @@ def solve(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, beta: float 
                 q = int(np.flatnonzero(~finite)[0])
                 layer = int(np.searchsorted(noff, q, side="right") - 1)
                 raise ConvergenceError(
-                    f"equilibrium solve produced a non-finite voltage in layer {layer}, sample {b}",
-                    layer=layer, sample=b, residual=math.nan)
+                    f"equilibrium solve produced a non-finite voltage in layer {layer}, sample {b + sample_offset}",
+                    layer=layer, sample=b + sample_offset, residual=math.nan)
             from memsim.energy import node_currents
 
             cur = np.abs(node_currents(packed.net, drive0[b:b + 1], V[b:b + 1], beta,
@@ -357,9 +358,9 @@ def solve(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, beta: float 
             q = int(np.argmax(cur))
             layer = int(np.searchsorted(noff, q, side="right") - 1)
             raise ConvergenceError(
-                f"equilibrium solve did not converge: sample {b}, layer {layer}, largest KCL residual "
+                f"equilibrium solve did not converge: sample {b + sample_offset}, layer {layer}, largest KCL residual "
                 f"{cur[q]:.3g} A, last sweep changed a node by {float(delta[b]):.3g} V after {int(sweeps[b])} "
-                f"sweeps (tolerance {tol:g} V)", layer=layer, sample=b, residual=float(cur[q]))
+                f"sweeps (tolerance {tol:g} V)", layer=layer, sample=b + sample_offset, residual=float(cur[q]))
     return stats
 
 

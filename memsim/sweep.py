@@ -18,8 +18,9 @@ A sweep folder holds::
   base card (``memristor``/``diode``/``amplifier`` field, itself sweepable) with the parameter
   replaced; it is written to ``cards/<kind>_<hash>.toml`` and the run uses that file. A parameter
   is known when it is a field of the card (memristor: ``g_min``, ``g_max``, ``model``), a key of
-  the card's pulse-model ``params`` table, or a parameter the pulse model declares (see
-  :func:`card_parameters`).
+  the card's ``params`` table, or a parameter its pulse model accepts (``c2c_sigma``, ``levels``,
+  ``nl_up``, ..., from :mod:`memsim.devices.pulse_models`; see :func:`card_parameters`). The
+  derived card is validated like any card before the sweep starts.
 
 **Values.** A comma list (``1e-6,2e-6``; text for text fields: ``device=ideal,mycard``), a linear
 range ``start:stop:num`` or a logarithmic one ``log:start:stop:num``. Fields holding several
@@ -53,7 +54,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -253,13 +254,16 @@ def parse_values(spec: str | Sequence, key: str, elem: type = float, is_tuple: b
         toks = [t.strip() for t in text.split(",")]
         if any(not t for t in toks):
             raise SweepError(f"axis {key!r}: empty value in {spec!r}")
-        if elem is None:
+        if elem is None:  # a parameter of unknown type: integers, numbers, else text
             vals = []
             for t in toks:
                 try:
-                    vals.append(_parse_number(t, key, float))
-                except SweepError:
-                    vals.append(t)
+                    vals.append(int(t))
+                except ValueError:
+                    try:
+                        vals.append(_parse_number(t, key, float))
+                    except SweepError:
+                        vals.append(t)
             toks = vals
         _check_unique(toks, key)
         return toks, "list"
@@ -336,28 +340,23 @@ def parse_axis(text: str) -> tuple[str, str]:
 def card_parameters(kind: str, card) -> list[str]:
     """Names of the parameters of ``card`` an axis ``<card>.<param>`` may set.
 
-    The card's own fields (but ``name``/``source``), the keys of a memristor card's ``params``
-    table, and - once the pulse models declare them - the parameters of the card's model, from
-    ``memsim.programming.model_parameters(model)`` or ``memsim.programming.MODEL_PARAMS[model]``.
+    The card's own fields (but ``name``/``source``/``params``), the keys of its ``params`` table,
+    and for a memristor every parameter its pulse model accepts: the model's keys and the common
+    non-ideality keys of :mod:`memsim.devices.pulse_models` (``MODEL_KEYS``, ``COMMON_KEYS``).
     """
     names = [f.name for f in dataclasses.fields(card) if f.name not in ("name", "source", "params")]
-    names += list(getattr(card, "params", {}) or {})
+    names += [k for k in (getattr(card, "params", {}) or {}) if k not in names]
     model = getattr(card, "model", None)
-    if model is not None:
+    if kind == "memristor" and model is not None:
         try:
-            import memsim.programming as prog  # the pulse models (may not exist yet)
-        except ImportError:
-            prog = None
-        if prog is not None:
-            declared: Iterable[str] = ()
-            if callable(getattr(prog, "model_parameters", None)):
-                try:
-                    declared = prog.model_parameters(model) or ()
-                except Exception:  # noqa: BLE001 - unknown model: nothing declared
-                    declared = ()
-            elif isinstance(getattr(prog, "MODEL_PARAMS", None), dict):
-                declared = prog.MODEL_PARAMS.get(model, ())
-            names += [n for n in declared if n not in names]
+            from memsim.devices import pulse_models as pm
+
+            model_keys = set(pm.MODEL_KEYS.get(model, (set(),))[0])
+            common = set(pm.COMMON_KEYS)
+        except (ImportError, AttributeError):  # no declared schema: the card's own keys only
+            model_keys, common = set(), set()
+        names += [k for k in sorted(model_keys) if k not in names]
+        names += [k for k in sorted(common) if k not in names]
     return names
 
 
@@ -526,7 +525,7 @@ def _card_axis_given(items, target: AxisTarget) -> bool:
 
 def _unknown_param(key: str, target: AxisTarget, card) -> None:
     params = card_parameters(target.card_kind, card)
-    close = difflib.get_close_matches(target.param, params, n=1)
+    close = [p for p in params if p.startswith(target.param)][:1] or difflib.get_close_matches(target.param, params, n=1)
     hint = f" (did you mean {key.partition('.')[0]}.{close[0]}?)" if close else ""
     model = getattr(card, "model", None)
     what = f"{target.card_kind} card {card.name!r}" + (f" (model {model!r})" if model else "")
@@ -857,9 +856,11 @@ def run_point(task: dict) -> dict:
             elif state == "fresh":
                 run_training(cfg, str(path), overwrite=True, reporter=_StopReporter())
         except StopRequested as sig:
-            out.update(status="interrupted", error=f"stopped by {sig}")
             with contextlib.suppress(Exception):
-                out.update({k: v for k, v in _result_from_file(path).items() if k == "epochs_done"})
+                out["epochs_done"] = _result_from_file(path)["epochs_done"]
+            n = out["epochs_done"]
+            out.update(status="interrupted", error=f"stopped by {sig} after {n} epoch{'s' if n != 1 else ''}"
+                       + ("; resumes from there" if n else ""))
             return out
         out.update(_result_from_file(path))
         out["status"] = "complete"
@@ -1006,9 +1007,12 @@ def connect_scheduler(address: str, timeout: float = 5.0):
 def _execute_dask(tasks: list[dict], client, guard: _Guard, on_result: Callable[[dict], None], tag: str) -> None:
     from distributed import wait
 
+    import uuid
+
+    session = uuid.uuid4().hex[:8]  # a re-run never meets the keys of an earlier, cancelled one
     futures = {}
     for t in tasks:
-        fut = client.submit(run_point, t, pure=False, key=f"memsim-sweep-{tag}-row{t['row']}")
+        fut = client.submit(run_point, t, pure=False, key=f"memsim-sweep-{tag}-{session}-row{t['row']}")
         futures[fut] = t
     try:
         while futures:
@@ -1163,6 +1167,9 @@ def run_sweep(plan: SweepPlan, workers: int | None = None, scheduler: str | None
                         (out / str(rel)).unlink()
                 index_path.unlink()
                 old = None
+            for stale in out.glob(f"{INDEX_NAME}.tmp-*"):  # left by a sweep killed while writing its index
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             created = str(old["attrs"].get("created")) if old is not None else _now()
             stored = _rows_from_index(old, plan) if old is not None else {}
             (out / RUNS_DIR).mkdir(exist_ok=True)
@@ -1296,7 +1303,7 @@ class Sweep:
         self.base_config = dict(self.spec.get("base", {}))
         self.seeds = list(self.spec.get("seeds", []))
         self.axes = [a["key"] for a in data["axes"]]
-        self.axis_values = {a["key"]: [tuple(v) if isinstance(v, list) else v for v in a["values"]] for a in data["axes"]}
+        self.axis_values = {a["key"]: [_axis_value(v, a["kind"]) for v in a["values"]] for a in data["axes"]}
         self.scales = {a["key"]: a["scale"] for a in data["axes"]}
         self.axis_kinds = {a["key"]: a["kind"] for a in data["axes"]}
         self.index: dict[str, np.ndarray] = dict(data["columns"])
@@ -1405,6 +1412,15 @@ class Sweep:
         import pandas as pd
 
         return pd.DataFrame({k: v for k, v in self.index.items()})
+
+
+def _axis_value(v, kind: str):
+    """Stored axis value -> Python: lists become tuples, one-number lists of numeric axes numbers."""
+    if isinstance(v, list):
+        if kind == "number" and len(v) == 1:
+            return v[0]
+        return tuple(v)
+    return v
 
 
 def _py(v):

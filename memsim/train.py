@@ -65,13 +65,6 @@ class Trainer:
         self.total_pulses = 0
 
     # -- phases ------------------------------------------------------------------------------
-    def _solve_checked(self, fn, phase: str, first_sample: int):
-        try:
-            return fn()
-        except ConvergenceError as exc:
-            raise ConvergenceError(f"{exc} (phase {phase}, sample {first_sample + (exc.sample or 0)} of the epoch)",
-                                   exc.layer, exc.sample, exc.residual) from None
-
     def step(self, x: np.ndarray, y: np.ndarray, first_sample: int = 0) -> dict:
         """One EqProp step on a batch; returns loss, correct count and solver stats."""
         cfg = self.cfg
@@ -81,11 +74,8 @@ class Trainer:
         drive0 = input_drive(packed, v_in)
         target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
         V = np.zeros((len(x), spec.n_free))
-        try:
-            ph = run_phases(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol, cfg.max_sweeps)
-        except ConvergenceError as exc:
-            raise ConvergenceError(f"{exc} (batch starting at sample {first_sample})", exc.layer,
-                                   None if exc.sample is None else first_sample + exc.sample, exc.residual) from None
+        ph = run_phases(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol, cfg.max_sweeps,
+                        sample_offset=first_sample)
         for name, V_ph in (("free", ph.free), ("nudge_plus", ph.plus), ("nudge_minus", ph.minus)):
             if V_ph is not None and not np.isfinite(V_ph).all():
                 b, q = np.argwhere(~np.isfinite(V_ph))[0]
@@ -235,14 +225,14 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
         trainer.epochs_done = int(ckpt["epochs_done"])
         trainer.total_pulses = int(ckpt.get("total_pulses", 0))
         writer = RunWriter.append(out)
-        with writer.open() as f:
+        with writer.transaction() as f:
             writer.truncate_metrics(f, trainer.epochs_done)
         elapsed = float(ckpt.get("wall_time_total", 0.0))
     else:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.train_limit or None, cfg.test_limit or None)
         trainer = Trainer(cfg, data)
         writer = RunWriter.create(out, cfg.to_dict(), cfg.seed, overwrite=overwrite)
-        with writer.open() as f:
+        with writer.transaction() as f:
             writer.write_network(f, trainer.net)
         elapsed = 0.0
     status, error = "failed", ""
@@ -268,7 +258,8 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                     "pulses": r.pulses, "programming_energy": r.programming_energy,
                     "clipped_fraction": r.clipped_fraction, "mean_sweeps": r.mean_sweeps,
                 }
-                with writer.open() as f:  # one short write per epoch; closed while training
+                commit_bytes = 8 * trainer.net.n_devices * (2 if cfg.snapshot_every else 1) + 65536
+                with writer.transaction(commit_bytes) as f:  # atomic: a written copy replaces the file
                     writer.append_metrics(f, row)
                     writer.write_network(f, trainer.net)
                     if cfg.snapshot_every and e % cfg.snapshot_every == 0:

@@ -89,10 +89,11 @@ class TransientOptions:
     """Numerical and physical settings of the transient engine (all SI units)."""
 
     method: str = "trbdf2"  # "trbdf2" (second order) or "be" (backward Euler)
-    rtol: float = 1e-3  # local error relative to the phase's swing
-    atol: float = 1e-9  # V: absolute local error floor
+    rtol: float = 5e-3  # local error relative to the phase's swing (waveforms to ~0.5% of it)
+    atol: float = 1e-8  # V: absolute local error floor (keep it ~10x above the solver tolerance)
     settle_tol: float | None = None  # V: |dV/dt|*tau_slow that counts as settled (None: the solver tol)
-    t_max: float = 1e-3  # s: time limit of a phase
+    t_max: float | None = None  # s: time limit of a phase (None: max(1 ms, 1e4 * tau_slow))
+    h_max: float | None = None  # s: largest step (None: 100 * tau_slow, where the tail damps ~20x a step)
     max_steps: int = 5000  # accepted + rejected steps per phase
     growth: float = 10.0  # largest step growth factor
     h0: float | None = None  # s: first step after an event (None: from the fastest time constant)
@@ -103,7 +104,7 @@ class TransientOptions:
     def check(self):
         if self.method not in METHODS:
             raise ValueError(f"transient method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("rtol", "t_max", "growth"):
+        for name in ("rtol", "growth"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"transient option {name} must be finite and > 0, got {v!r}")
@@ -113,11 +114,12 @@ class TransientOptions:
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 raise ValueError(f"transient option {name} must be finite and >= 0, got {v!r}")
-        for name in ("settle_tol", "h0", "amp_tau", "tau_slow"):
+        for name in ("settle_tol", "h0", "tau_slow", "t_max", "h_max"):
             v = getattr(self, name)
-            if v is not None and not (v >= 0 if name == "amp_tau" else v > 0) or (v is not None and not math.isfinite(v)):
-                raise ValueError(f"transient option {name} must be finite and {'>=' if name == 'amp_tau' else '>'} 0, "
-                                 f"got {v!r}")
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"transient option {name} must be finite and > 0 (or None), got {v!r}")
+        if self.amp_tau is not None and not (self.amp_tau >= 0 and math.isfinite(self.amp_tau)):
+            raise ValueError(f"transient option amp_tau must be finite and >= 0 s (or None), got {self.amp_tau!r}")
         if int(self.max_steps) < 1:
             raise ValueError(f"transient option max_steps must be >= 1, got {self.max_steps!r}")
         return self
@@ -163,7 +165,7 @@ def check_capacitance(C, spec) -> np.ndarray:
         q = int(np.flatnonzero(bad)[0])
         layer = int(np.searchsorted(spec.free_offsets, q, side="right") - 1)
         j = q - int(spec.free_offsets[layer])
-        raise ValueError(f"node capacitance must be finite and > 0 F: free layer {layer}, node {j} has {arr[q]!r} F "
+        raise ValueError(f"node capacitance must be finite and > 0 F: free layer {layer}, node {j} has {float(arr[q])!r} F "
                          f"(a node without capacitance has no dynamics; use the DC engine for that)")
     return np.ascontiguousarray(arr)
 
@@ -375,7 +377,7 @@ class Trajectory:
         i = np.clip(np.searchsorted(T, t, side="right") - 1, 0, len(T) - 2)
         t0, t1 = T[i], T[i + 1]
         h = (t1 - t0)
-        s = np.clip((t - t0) / h, 0.0, 1.0)[:, None, None]
+        s = np.clip((t - t0) / np.where(h > 0, h, 1.0), 0.0, 1.0)[:, None, None]
         h = h[:, None, None]
         y0, y1 = self.voltage[i], self.voltage[i + 1]
         f0, f1 = self.rate[i], self.rate[i + 1]
@@ -393,9 +395,13 @@ class PhaseStats(SolveStats):
     ``sweeps`` (B,): block-solver sweeps summed over every implicit stage (rejected ones included);
     ``delta`` (B,): last stage's largest change of its last sweep (V); ``steps`` (B,): accepted
     steps until the sample settled; ``solves`` (B,): implicit stage solves; ``rejected`` (B,):
-    rejected steps; ``settle_time`` (B,): s from the event to settling. ``t_end`` (s): the phase's
-    duration (slowest sample); ``tau_slow``/``tau_fast`` (s); ``trace``: a :class:`Trajectory`
-    when samples were traced.
+    rejected steps; ``settle_time`` (B,): s from the event until the sample is within
+    ``settle_tol`` of its equilibrium (physical; an upper bound: the smallest ``t_k +
+    tau_slow*ln(s_k/settle_tol)`` over the steps, ``s_k = max|dV/dt|*tau_slow``, since once the
+    remaining transient is below the local error tolerance the growing steps no longer resolve its
+    timing). ``t_end`` (s): where the integration of the phase ended (the clock then; the
+    numerical tail can run past the physical settle time); ``tau_slow``/``tau_fast`` (s);
+    ``trace``: a :class:`Trajectory` when samples were traced.
     """
 
     steps: np.ndarray = None
@@ -443,6 +449,10 @@ class TransientSimulator:
         self.drive = Ramp.constant(np.ascontiguousarray(drive0, dtype=np.float64))
         self.beta = Ramp.constant(0.0)
         self.amp_mask = _amp_info(packed)
+        self._diode_mask = np.zeros(spec.n_free, dtype=bool)
+        for l in range(packed.has_diode.shape[0]):
+            if packed.has_diode[l]:
+                self._diode_mask[packed.noff[l]:packed.noff[l + 1]] = True
         amp = spec.amplifier
         tau = self.options.amp_tau if self.options.amp_tau is not None else (amp.time_constant if amp else 0.0)
         self.amp_tau = float(tau) if self.amp_mask.any() else 0.0
@@ -451,6 +461,9 @@ class TransientSimulator:
         else:
             self.U = None
         self.readings: list[tuple[float, np.ndarray]] = []
+        # the settle time constant is computed once for the strongest nudge seen (a -beta nudge
+        # slows the outputs; one bound for every phase saves an eigenvalue problem per phase)
+        self.beta_bound = 0.0
         self._tau_cache: dict[float, tuple[float, float]] = {}
 
     # -- basic quantities --------------------------------------------------------------------
@@ -562,11 +575,33 @@ class TransientSimulator:
             g = (Unew - Zu) / kh
         return Unew, f, g
 
+    def _guess(self, Va, Z, fa, kh):
+        """Warm start of a stage ``C (V - Z)/kh = I(V)``: one Jacobi step from ``Va`` (where
+        ``I = C*fa``) with each node's own linear conductance, ``V = Va + (C (Z - Va)/kh + C fa) /
+        (C/kh + G)``: exact for an isolated linear node, never overshooting for a stiff one."""
+        c = self.C / kh
+        return Va + (c * (Z - Va) + self.C * fa) / (c + self._g_node + self._diode_conductance(Va))
+
+    def _diode_conductance(self, V):
+        """Small-signal conductance (S) of each node's diode pair at ``V`` (0 for diode-free nodes)."""
+        p = self.packed
+        m = self._diode_mask
+        out = np.zeros_like(V)
+        if m.any():
+            v = V[:, m]
+            x1 = np.minimum((v - p.v_hi[m]) / p.n_vt, 80.0)
+            x2 = np.minimum((p.v_lo[m] - v) / p.n_vt, 80.0)
+            g = (p.i_s / p.n_vt) * (np.exp(x1) + np.exp(x2))
+            if p.r_s > 0:
+                g = g / (1.0 + g * p.r_s)
+            out[:, m] = g
+        return out
+
     def _step(self, t, h, V, U, f, g, idx, sw, dl, solves):
         """One step of the configured method from ``(V, U)`` at ``t``: new state, rates, error estimate."""
         lag = U is not None
         if self.options.method == "be":
-            V1 = V.copy()
+            V1 = self._guess(V, V, f, h)
             U1, f1, g1 = self._stage(t + h, h, V, U, V1, idx, sw, dl, solves)
             est = 0.5 * h * (f1 - f)
             est_u = 0.5 * h * (g1 - g) if lag else None
@@ -575,14 +610,14 @@ class TransientSimulator:
         # trapezoidal stage to t + gamma*h
         Z = V + k * f
         Zu = U + k * g if lag else None
-        Vg = V.copy()
+        Vg = self._guess(V, Z, f, k)
         Ug, fg, gg = self._stage(t + _GAMMA * h, k, Z, Zu, Vg, idx, sw, dl, solves)
         # BDF2 stage to t + h
         a = 1.0 / (_GAMMA * (2.0 - _GAMMA))
         b = (1.0 - _GAMMA) ** 2 * a
         Z = a * Vg - b * V
         Zu = a * Ug - b * U if lag else None
-        V1 = Vg.copy()
+        V1 = self._guess(Vg, Z, fg, k)
         U1, f1, g1 = self._stage(t + h, k, Z, Zu, V1, idx, sw, dl, solves)
         c0, c1, c2 = 1.0 / _GAMMA, 1.0 / (_GAMMA * (1.0 - _GAMMA)), 1.0 / (1.0 - _GAMMA)
         est = (2.0 * _ERRC * h) * (c0 * f - c1 * fg + c2 * f1)
@@ -590,15 +625,23 @@ class TransientSimulator:
         return V1, U1, f1, g1, est, est_u
 
     def _integrate(self, name: str, t_stop: float, settle: bool, trace=None) -> PhaseStats:
-        """Integrate from ``now`` until every sample has settled (``settle``) or until ``t_stop``."""
+        """Integrate from ``now`` until every sample has settled (``settle``; then ``t_stop`` None
+        means the phase's time limit or the next event) or until ``t_stop``."""
         opt = self.options
         V, U = self.V, self.U
         B, N = V.shape
         t_start = self.now
-        self._stage_tol = min(self.tol, 1e-2 * opt.atol) if opt.atol > 0 else self.tol
+        self._stage_tol = self.tol
+        self._g_node = self.packed.gdiag + np.where(self.amp_mask, self.packed.amp_back * self.packed.rowsum_up
+                                                    * np.abs(self.packed.amp_gain), 0.0)
+        s_act = np.full(B, np.inf)  # latest max|dV/dt|*tau_slow per sample
         settle_tol = opt.settle_tol if opt.settle_tol is not None else self.tol
-        beta_end = float(self.beta.new)
-        tau_fast, tau_slow = self.time_constants(-abs(beta_end) if beta_end else 0.0)
+        self.beta_bound = max(self.beta_bound, abs(float(self.beta.new)), abs(float(self.beta.old)))
+        tau_fast, tau_slow = self.time_constants(-self.beta_bound)
+        if t_stop is None:
+            t_max = opt.t_max if opt.t_max is not None else max(1e-3, 1e4 * tau_slow)
+            t_stop = min(t_start + t_max, self.queue.next_time)
+        h_max = opt.h_max if opt.h_max is not None else 100.0 * tau_slow
         ramp_end = max(self.drive.t_end, self.beta.t_end)
         bps = sorted({b for r in (self.drive, self.beta) for b in r.breakpoints() if b > t_start})
         p_order = 2.0 if opt.method == "be" else 3.0
@@ -636,10 +679,19 @@ class TransientSimulator:
                 s = np.maximum(s, np.abs(gv).max(axis=1))
             return s * tau_slow < settle_tol, s * tau_slow
 
+        # physical settle time: the tail beyond a step decays at least as fast as tau_slow, so
+        # t_k + tau_slow*ln(s_k/settle_tol) bounds it from above; the best bound over the steps
+        estimate = np.full(B, np.inf)
+
+        def bound(t, s, ids):
+            cand = (t - t_start) + tau_slow * np.log(np.maximum(s / settle_tol, 1.0))
+            estimate[ids] = np.minimum(estimate[ids], cand)
+
         record(t_start)
         active = np.arange(B)
         if settle and t_start >= ramp_end:
-            done, _ = settled_now(f, g)
+            done, s0 = settled_now(f, g)
+            bound(t_start, s0, active)
             settle_time[done] = 0.0
             active = active[~done]
 
@@ -661,18 +713,24 @@ class TransientSimulator:
                 raise SettleError(
                     f"phase {name!r} did not settle within {t - t_start:.4g} s: {active.size} of {B} samples still "
                     f"moving (sample {w}: max |dV/dt| * tau_slow = {s.max():.3g} V, tolerance {settle_tol:.3g} V, "
-                    f"tau_slow = {tau_slow:.3g} s); raise the phase's time limit (t_max, now {opt.t_max:.3g} s) "
+                    f"tau_slow = {tau_slow:.3g} s); raise the phase's time limit (t_max, now {t_stop - t_start:.3g} s) "
                     f"or lower the capacitances", phase=name, sample=w, time=t)
             if n_tries >= opt.max_steps:
                 raise SettleError(f"phase {name!r}: {opt.max_steps} steps did not reach the end of the phase "
                                   f"(t = {t - t_start:.4g} s, step {h:.3g} s)", phase=name, time=t)
             n_tries += 1
-            hh = min(h, t_stop - t)
+            hh = min(h, h_max, t_stop - t)
             hit_bp = False
             for bp in bps:
                 if t < bp < t + hh * (1 + 1e-12):
                     hh, hit_bp = bp - t, True
                     break
+            # stage solves need only be accurate well below the local error tolerance and, near
+            # the end, below the settle tolerance (the rates come from the solved stages)
+            kh = hh if opt.method == "be" else _KAPPA * hh
+            tl = opt.atol + opt.rtol * np.maximum(swing[active], scale[active])
+            self._stage_tol = max(self.tol, min(1e-2 * float(tl.min()),
+                                                0.1 * float(s_act[active].min()) * min(1.0, kh / tau_slow)))
             idx = None if full else active
             Va = V if full else V[active]
             Ua = None if U is None else (U if full else U[active])
@@ -704,7 +762,7 @@ class TransientSimulator:
                     b, q = np.argwhere(~np.isfinite(V1))[0]
                     raise ConvergenceError(f"transient phase {name!r}: non-finite voltage at node {q} of sample "
                                            f"{int(active[b])} (t = {t - t_start:.4g} s)", sample=int(active[b]))
-                t = t + hh
+                t = min(t + hh, t_stop)
                 if full:
                     V[...] = V1
                     f = f1
@@ -720,14 +778,21 @@ class TransientSimulator:
                 swing[active] = sw_new
                 steps[active] += 1
                 record(t)
+                _, s1 = settled_now(f1, g1)
+                s_act[active] = s1
+                # a settle decision needs rates from tightly solved stages (a loose stage's error
+                # hides in V itself, not in dV/dt)
                 if settle and t >= ramp_end:
-                    done, _ = settled_now(f1, g1)
+                    bound(t, s1, active)
+                if settle and t >= ramp_end and self._stage_tol <= self.tol:
+                    done, s1 = settled_now(f1, g1)
                     if done.any():
-                        settle_time[active[done]] = t - t_start
+                        settle_time[active[done]] = np.minimum(estimate[active[done]], t - t_start)
                         active = active[~done]
                         full = False
                 fac = opt.growth if err == 0.0 else min(opt.growth, max(0.2, 0.9 * err ** (-1.0 / p_order)))
-                h = hh * fac if not hit_bp else max(hh, h)
+                # past a ramp's corner the sources' slope jumps: restart with a smaller step
+                h = hh * fac if not hit_bp else 0.1 * hh
             else:
                 rejected[active] += 1
                 h = hh * max(0.1, 0.9 * err ** (-1.0 / p_order)) if math.isfinite(err) else hh * 0.1
@@ -746,26 +811,48 @@ class TransientSimulator:
     def settle(self, name: str, trace=None) -> PhaseStats:
         """Apply the events due now, then integrate until every sample has settled.
 
-        The phase's limit is ``options.t_max`` after its start or the next pending event,
+        The phase's limit is ``options.t_max`` after its start (default ``max(1 ms, 1e4*tau_slow)``)
+        or the next pending event,
         whichever is first; :class:`SettleError` (naming the phase) if it comes before settling.
         ``trace``: batch indices of samples whose trajectory is recorded (``stats.trace``).
         """
         self.apply_due()
-        t_stop = min(self.now + self.options.t_max, self.queue.next_time)
-        return self._integrate(name, t_stop, True, trace)
+        return self._integrate(name, None, True, trace)
 
     def advance_to(self, t: float, name: str = "advance", trace=None) -> PhaseStats:
-        """Integrate up to time ``t`` (s) without a settle requirement, applying events on the way."""
-        stats = None
+        """Integrate up to time ``t`` (s) without a settle requirement, applying the events on the
+        way (an event loop over a fixed schedule). Returns the statistics (and trace) of the
+        whole stretch, segments between events joined (times from the start of the stretch; an
+        event's instant appears twice, before and after it)."""
+        t = float(t)
+        if t < self.now:
+            raise ValueError(f"advance_to: {t:.6g} s is before the clock ({self.now:.6g} s)")
+        t_begin = self.now
+        segs = []
         self.apply_due()
         while True:
-            stop = min(float(t), self.queue.next_time)
-            stats = self._integrate(name, stop, False, trace)
-            if stop >= t or not self.queue:
+            stop = min(t, self.queue.next_time)
+            segs.append(self._integrate(name, stop, False, trace))
+            if stop >= t:
                 break
             self.apply_due()
         self.apply_due()
-        return stats
+        out = segs[0]
+        for sg in segs[1:]:
+            out.sweeps = out.sweeps + sg.sweeps
+            out.steps = out.steps + sg.steps
+            out.solves = out.solves + sg.solves
+            out.rejected = out.rejected + sg.rejected
+            out.delta = sg.delta
+            if out.trace is not None:
+                a, b = out.trace, sg.trace
+                shift = b.t0 - a.t0
+                a.time = np.concatenate([a.time, b.time + shift])
+                a.voltage = np.concatenate([a.voltage, b.voltage])
+                a.rate = np.concatenate([a.rate, b.rate])
+                a.amplifier = np.concatenate([a.amplifier, b.amplifier])
+        out.t_end = self.now - t_begin
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -798,6 +885,7 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
     opt = (options or TransientOptions()).check()
     start = drive0_new if drive0_old is None else drive0_old
     sim = TransientSimulator(packed, V, start, target, capacitance, U, opt, tol, max_sweeps)
+    sim.beta_bound = abs(float(beta)) if mode != "free" else 0.0
     q = sim.queue
     q.schedule(0.0, "inputs", rise_time=opt.rise_time, drive0=drive0_new)
     st = {"free": sim.settle("free", trace)}

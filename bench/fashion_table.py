@@ -1,0 +1,177 @@
+"""The Fashion-MNIST table: the analog network trained with EqProp against software baselines.
+
+Rows (10 epochs each, full Fashion-MNIST: 60,000 training and 10,000 test images):
+
+* ``eqprop``        analog 1568-100-20 (784 pixels and their inverted copies, 100 diode neurons,
+                    10 differential outputs), ``memsim train --preset kendall2020``;
+* ``mlp``           software MLP 784-100-10, hard sigmoid, backprop with Adam (``memsim baseline``);
+* ``logreg``        logistic regression 784-10, Adam;
+* ``mlp-positive``  the MLP under the analog network's constraints (inputs (x, -x), weights >= 0,
+                    differential outputs: 1568-100-20), Adam.
+
+Each row is a run file in ``--runs-dir``; an existing complete file with the requested epochs is
+read, not rerun (``--rerun`` forces new runs, ``--no-run`` only reads). The script prints the
+markdown table (network | dataset | epochs | test error | wall time), optionally writes it
+(``--write FILE``), and draws the learning curves (train and test error per epoch, every row) to
+``--png`` when matplotlib is installed (``pip install memsim[plot]``).
+
+Runs are started as ``python -m memsim ...`` child processes with ``OPENBLAS_NUM_THREADS=1`` (see
+bench/train_throughput.py: multi-threaded BLAS next to Numba's threads is many times slower on
+small machines). Wall time is the run file's ``/metrics/wall_time`` summed over the epochs
+(training plus the per-epoch test evaluation, without process start and JIT loading).
+
+Usage: ``python bench/fashion_table.py [--runs-dir runs/fashion] [--epochs 10] [--rows eqprop,mlp,logreg]
+[--png bench/fashion-learning-curves.png] [--write bench/RESULTS-fashion.md] [--rerun | --no-run]``
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROWS = {
+    "eqprop": ("EqProp, analog 1568-100-20 (`kendall2020` preset)", "train", ["--preset", "kendall2020"]),
+    "mlp": ("backprop MLP 784-100-10 (hard sigmoid, Adam)", "baseline", ["--model", "mlp"]),
+    "logreg": ("logistic regression 784-10 (Adam)", "baseline", ["--model", "logreg"]),
+    "mlp-positive": ("backprop MLP 1568-100-20, weights >= 0, inputs (x, -x) (Adam)", "baseline",
+                     ["--model", "mlp-positive"]),
+}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", default="runs/fashion", help="folder of the run files (created)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--rows", default="eqprop,mlp,logreg,mlp-positive",
+                    help=f"comma-separated rows, of: {', '.join(ROWS)}")
+    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--data-dir", help="folder with the IDX files (default: memsim's search path)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--png", default="bench/fashion-learning-curves.png", help="learning-curve figure ('' for none)")
+    ap.add_argument("--write", help="also write the markdown table to this file")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--rerun", action="store_true", help="run every row again, replacing its run file")
+    g.add_argument("--no-run", action="store_true", help="only read existing run files")
+    return ap.parse_args(argv)
+
+
+def _complete(path: Path, epochs: int) -> bool:
+    from memsim.h5io import RunFileError, open_run
+
+    if not path.is_file():
+        return False
+    try:
+        run = open_run(path)
+    except RunFileError:
+        return False
+    n = len(run.metrics.get("epoch", []))
+    return run.status == "complete" and n == epochs and int(run.config.get("epochs", -1)) == epochs
+
+
+def _run_row(key: str, path: Path, args) -> None:
+    _, command, extra = ROWS[key]
+    cmd = [sys.executable, "-m", "memsim", command, "--dataset", args.dataset, "--epochs", str(args.epochs),
+           "--seed", str(args.seed), "-o", str(path), "--overwrite", *extra]
+    if command == "train":
+        cmd += ["--quiet"]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    print(f"[fashion_table] {key}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"[fashion_table] {key}: the run failed (exit {r.returncode})")
+    print(f"[fashion_table] {key}: done in {time.perf_counter() - t0:.0f} s (process)", file=sys.stderr, flush=True)
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min ({s:.0f} s)"
+
+
+def table(rows: list[tuple[str, object]], dataset: str) -> str:
+    lines = ["| network | dataset | epochs | test error | wall time |", "| --- | --- | ---: | ---: | ---: |"]
+    for key, run in rows:
+        m = run.metrics
+        n = len(m["epoch"])
+        err = 100 * (1 - m["test_accuracy"][-1]) if n else float("nan")
+        best = 100 * (1 - m["test_accuracy"].max()) if n else float("nan")
+        lines.append(f"| {ROWS[key][0]} | {dataset} | {n} | {err:.2f}% (best epoch {best:.2f}%) | "
+                     f"{_fmt_time(float(m['wall_time'].sum()))} |")
+    return "\n".join(lines)
+
+
+def learning_curves(rows: list[tuple[str, object]], png: str, dataset: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("[fashion_table] matplotlib is not installed (pip install memsim[plot]): no figure", file=sys.stderr)
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"eqprop": "C3", "mlp": "C0", "logreg": "C2", "mlp-positive": "C1"}
+    for key, run in rows:
+        m = run.metrics
+        ep = m["epoch"]
+        c = colors.get(key)
+        label = ROWS[key][0].split(" (")[0]
+        ax.plot(ep, 100 * (1 - m["test_accuracy"]), "-o", color=c, ms=4, label=f"{label}: test")
+        ax.plot(ep, 100 * (1 - m["train_accuracy"]), "--", color=c, alpha=0.7, label=f"{label}: train")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error (%)")
+    ax.set_title(f"{dataset}: EqProp on the analog network vs backprop (train error: running, during the epoch)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from memsim.h5io import open_run
+
+    keys = [k.strip() for k in args.rows.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in ROWS]
+    if unknown:
+        print(f"error: unknown row(s) {', '.join(unknown)} (known: {', '.join(ROWS)})", file=sys.stderr)
+        return 2
+    runs_dir = Path(args.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for key in keys:
+        path = runs_dir / f"{key}-{args.dataset}-{args.epochs}ep.h5"
+        if args.rerun or not _complete(path, args.epochs):
+            if args.no_run:
+                print(f"[fashion_table] {key}: no complete run file {path}; skipped (--no-run)", file=sys.stderr)
+                continue
+            _run_row(key, path, args)
+        rows.append((key, open_run(path)))
+    if not rows:
+        print("error: no runs to tabulate", file=sys.stderr)
+        return 1
+    md = table(rows, args.dataset)
+    print(md)
+    if args.write:
+        Path(args.write).write_text(md + "\n")
+    if args.png:
+        if learning_curves(rows, args.png, args.dataset):
+            print(f"\nlearning curves: {args.png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
