@@ -15,9 +15,10 @@ markdown table (network | dataset | epochs | test error | wall time), optionally
 (``--write FILE``), and draws the learning curves (train and test error per epoch, every row) to
 ``--png`` when matplotlib is installed (``pip install memsim[plot]``).
 
-Runs are started as ``python -m memsim ...`` child processes with ``OPENBLAS_NUM_THREADS=1`` (see
-bench/train_throughput.py: multi-threaded BLAS next to Numba's threads is many times slower on
-small machines). Wall time is the run file's ``/metrics/wall_time`` summed over the epochs
+Runs are started as ``python -m memsim ...`` child processes with ``OPENBLAS_NUM_THREADS=1`` and
+``OMP_WAIT_POLICY=PASSIVE`` unless already set (see bench/train_throughput.py: multi-threaded BLAS
+and spinning OpenMP threads next to Numba's kernels are many times slower on a small, shared
+machine). Wall time is the run file's ``/metrics/wall_time`` summed over the epochs
 (training plus the per-epoch test evaluation, without process start and JIT loading).
 
 Usage: ``python bench/fashion_table.py [--runs-dir runs/fashion] [--epochs 10] [--rows eqprop,mlp,logreg]
@@ -41,6 +42,10 @@ ROWS = {
 }
 
 
+SHORT = {"eqprop": "EqProp analog 1568-100-20", "mlp": "backprop MLP 784-100-10", "logreg": "logistic regression",
+         "mlp-positive": "backprop MLP, weights >= 0"}
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,6 +56,8 @@ def parse_args(argv=None):
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--data-dir", help="folder with the IDX files (default: memsim's search path)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-limit", type=int, default=0, help="first N training samples only (quick checks)")
+    ap.add_argument("--test-limit", type=int, default=0, help="first N test samples only (quick checks)")
     ap.add_argument("--png", default="bench/fashion-learning-curves.png", help="learning-curve figure ('' for none)")
     ap.add_argument("--write", help="also write the markdown table to this file")
     g = ap.add_mutually_exclusive_group()
@@ -80,10 +87,15 @@ def _run_row(key: str, path: Path, args) -> None:
         cmd += ["--quiet"]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
+    if args.train_limit:
+        cmd += ["--train-limit", str(args.train_limit)]
+    if args.test_limit:
+        cmd += ["--test-limit", str(args.test_limit)]
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # Numba's OpenMP threads sleep when idle
     print(f"[fashion_table] {key}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, env=env)
@@ -96,6 +108,12 @@ def _fmt_time(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min ({s:.0f} s)"
 
 
+def _dataset_label(run, dataset: str) -> str:
+    c = run.config
+    lim = [f"{c[k]:,} {w}" for k, w in (("train_limit", "train"), ("test_limit", "test")) if c.get(k)]
+    return f"{dataset} ({', '.join(lim)})" if lim else dataset
+
+
 def table(rows: list[tuple[str, object]], dataset: str) -> str:
     lines = ["| network | dataset | epochs | test error | wall time |", "| --- | --- | ---: | ---: | ---: |"]
     for key, run in rows:
@@ -103,7 +121,7 @@ def table(rows: list[tuple[str, object]], dataset: str) -> str:
         n = len(m["epoch"])
         err = 100 * (1 - m["test_accuracy"][-1]) if n else float("nan")
         best = 100 * (1 - m["test_accuracy"].max()) if n else float("nan")
-        lines.append(f"| {ROWS[key][0]} | {dataset} | {n} | {err:.2f}% (best epoch {best:.2f}%) | "
+        lines.append(f"| {ROWS[key][0]} | {_dataset_label(run, dataset)} | {n} | {err:.2f}% (best epoch {best:.2f}%) | "
                      f"{_fmt_time(float(m['wall_time'].sum()))} |")
     return "\n".join(lines)
 
@@ -123,10 +141,11 @@ def learning_curves(rows: list[tuple[str, object]], png: str, dataset: str) -> b
         m = run.metrics
         ep = m["epoch"]
         c = colors.get(key)
-        label = ROWS[key][0].split(" (")[0]
+        label = SHORT.get(key, key)
         ax.plot(ep, 100 * (1 - m["test_accuracy"]), "-o", color=c, ms=4, label=f"{label}: test")
         ax.plot(ep, 100 * (1 - m["train_accuracy"]), "--", color=c, alpha=0.7, label=f"{label}: train")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("error (%)")
     ax.set_title(f"{dataset}: EqProp on the analog network vs backprop (train error: running, during the epoch)",
                  fontsize=9)
@@ -153,7 +172,8 @@ def main(argv=None) -> int:
     runs_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for key in keys:
-        path = runs_dir / f"{key}-{args.dataset}-{args.epochs}ep.h5"
+        limits = f"-{args.train_limit}x{args.test_limit}" if args.train_limit or args.test_limit else ""
+        path = runs_dir / f"{key}-{args.dataset}{limits}-{args.epochs}ep.h5"
         if args.rerun or not _complete(path, args.epochs):
             if args.no_run:
                 print(f"[fashion_table] {key}: no complete run file {path}; skipped (--no-run)", file=sys.stderr)

@@ -74,7 +74,8 @@ def main():
         outer = ov.pop("outer", False)
         ups, pps, ppd, ppc = bench(card, scheme.split()[0], args.reps, args.spread, outer=outer, **ov)
         sigma = float(ov.get("c2c_sigma", card.params.get("c2c_sigma", 0.0)))
-        print(f"{name:<12} {card.model:<11} {scheme:<20} {'yes' if sigma > 0 else 'no':<5} {ppd:>10.2f} "
+        noise = "-" if scheme == "ideal" else ("yes" if sigma > 0 else "no")
+        print(f"{name:<12} {card.model:<11} {scheme:<20} {noise:<5} {ppd:>10.2f} "
               f"{ups:>11.3e} {pps:>11.3e} {ppc:>12.3e}")
 
 

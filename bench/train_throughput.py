@@ -18,8 +18,12 @@ between the BLAS calls of every step; on a 2-core machine the two thread pools f
 and friends before numpy is imported; ``--blas-threads 0`` leaves the library default, to
 reproduce the contention.
 
+Numba's OpenMP threading layer has the same problem when another process holds a core: its idle
+threads spin, and a parallel kernel over a batch of 4 waits for the slowest. ``--omp-passive``
+(``OMP_WAIT_POLICY=PASSIVE``), ``--threading-layer workqueue`` or ``--numba-threads 1`` avoid it.
+
 Usage: ``python bench/train_throughput.py [--batch-sizes 1,4,32,256] [--samples 1024]
-[--repeats 3] [--blas-threads 1] [--numba-threads N]``
+[--repeats 3] [--blas-threads 1] [--numba-threads N] [--threading-layer workqueue] [--omp-passive]``
 """
 from __future__ import annotations
 
@@ -39,6 +43,10 @@ def parse_args(argv=None):
     ap.add_argument("--blas-threads", type=int, default=1,
                     help="OpenBLAS/MKL/OpenMP threads (0: leave the library default)")
     ap.add_argument("--numba-threads", type=int, default=0, help="Numba threads (0: all cores)")
+    ap.add_argument("--threading-layer", choices=["default", "workqueue", "omp", "tbb"], default="default",
+                    help="Numba threading layer (sets NUMBA_THREADING_LAYER)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
 
@@ -50,6 +58,10 @@ def main(argv=None) -> int:
             os.environ[var] = str(args.blas_threads)
     if args.numba_threads > 0:
         os.environ["NUMBA_NUM_THREADS"] = str(args.numba_threads)
+    if args.threading_layer != "default":
+        os.environ["NUMBA_THREADING_LAYER"] = args.threading_layer
+    if args.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
     import platform
     import statistics
@@ -58,7 +70,7 @@ def main(argv=None) -> int:
     import numba
     import numpy as np
 
-    from memsim.baseline import BaselineConfig, BaselineTrainer, model_inputs
+    from memsim.baseline import BaselineConfig, BaselineTrainer
     from memsim.config import make_config
     from memsim.datasets import Dataset, DatasetError, load_dataset
     from memsim.presets import preset
@@ -111,7 +123,7 @@ def main(argv=None) -> int:
         cfg = BaselineConfig(model="mlp", dataset="fashion-mnist", hidden=args.hidden, batch_size=B, lr=1e-3,
                              seed=args.seed)
         tr = BaselineTrainer(cfg, data)
-        x = model_inputs("mlp", data.x_train)
+        x = data.x_train
         n_steps = max(1, round(args.samples / B))
         for s in range(min(3, n_steps)):
             tr.step(x[s * B:(s + 1) * B], data.y_train[s * B:(s + 1) * B])
@@ -136,7 +148,8 @@ def main(argv=None) -> int:
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python "
           f"{platform.python_version()}, numpy {np.__version__}, numba {numba.__version__} "
           f"({numba.config.NUMBA_NUM_THREADS} threads, layer {numba.threading_layer() if _threading_ready() else 'n/a'})")
-    print(f"- BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'library default')}; preset {args.preset!r}; "
+    print(f"- BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'library default')}; OMP_WAIT_POLICY: "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'default')}; preset {args.preset!r}; "
           f"inputs: {source}")
     print(f"- per batch size: median of {args.repeats} timings of ~{args.samples} samples; EqProp step = free + "
           f"nudge+ + nudge- + gradients + update; backprop step = forward + backward + Adam")

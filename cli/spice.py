@@ -45,9 +45,15 @@ def common(fn):
 @click.command("export-spice")
 @common
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Netlist file (default: stdout).")
+@click.option("--tran", is_flag=True, help="A .tran netlist replaying the phase from the previous phase's state (uic).")
+@click.option("--tstop", type=float, help="With --tran: stop time (s); default twice the phase's settling time.")
+@click.option("--points", type=int, default=1000, show_default=True, help="With --tran: output points.")
+@click.option("--capacitance", type=float, help="With --tran: node capacitance (F); default the run's.")
+@click.option("--diode", "diode_mode", type=click.Choice(["model", "shockley"]), default="model", show_default=True,
+              help="ngspice's diode model, or memsim's exact Shockley law as a behavioural source.")
 @clean_errors
-def export_spice(run_file, index, split, phase, beta, out):
-    """Write the ngspice netlist (.op) of a run's network for one sample and phase."""
+def export_spice(run_file, index, split, phase, beta, out, tran, tstop, points, capacitance, diode_mode):
+    """Write the ngspice netlist (.op, or .tran with --tran) of a run's network for one sample and phase."""
     from memsim.circuit import target_voltages
     from memsim.h5io import open_run
     from memsim.netlist import write_netlist
@@ -57,8 +63,21 @@ def export_spice(run_file, index, split, phase, beta, out):
     x, y = _sample(run, index, split)
     b = run.config.get("beta", 1e-7) if beta is None else beta
     target = target_voltages(y, net.spec.n_classes, run.config.get("target_amplitude", 1.0))[0]
-    text = write_netlist(net, x[0], phase=phase, beta=b, target=target,
-                         title=f"memsim {run.path.name} sample {index} ({split}) phase {phase}")
+    title = f"memsim {run.path.name} sample {index} ({split}) phase {phase}"
+    if tran:
+        from memsim.tran_netlist import export_phase_tran
+
+        if points < 2:
+            fail("--points must be at least 2")
+        if tstop is not None and not tstop > 0:
+            fail("--tstop must be positive (seconds)")
+        cap = run.config.get("capacitance", 1e-12) if capacitance is None else capacitance
+        if not cap > 0:
+            fail(f"--capacitance must be positive (farads), got {cap}")
+        text = export_phase_tran(net, x[0], phase, b, target, capacitance=cap, tstop=tstop, points=points,
+                                 title=title, diode=diode_mode)
+    else:
+        text = write_netlist(net, x[0], phase=phase, beta=b, target=target, title=title, diode=diode_mode)
     if out:
         with open(out, "w") as fh:
             fh.write(text)

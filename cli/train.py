@@ -18,7 +18,7 @@ FLAG_FIELDS = {
     "v_hi": "v_hi", "target": "target_amplitude", "diode": "diode", "amplifier": "amplifier",
     "device": "memristor", "programming": "programming", "engine": "engine", "tol": "tol",
     "snapshot_every": "snapshot_every", "train_limit": "train_limit", "test_limit": "test_limit",
-    "trace": "trace", "gradient_sign": "gradient_sign", "init_scale": "init_scale", "temperature": "temperature",
+    "trace": "trace", "capacitance": "capacitance", "gradient_sign": "gradient_sign", "init_scale": "init_scale", "temperature": "temperature",
 }
 
 
@@ -45,14 +45,16 @@ def config_options(fn):
         click.option("--amplifier", help="Amplifier card (between hidden layers)."),
         click.option("--device", help="Memristor card (name or .toml path)."),
         click.option("--programming", type=click.Choice(["ideal", "deterministic", "stochastic"])),
-        click.option("--engine", type=click.Choice(["dc"]), help="Phase engine."),
+        click.option("--engine", type=click.Choice(["dc", "transient"]),
+                     help="dc: jump to settled states (default); transient: settle each phase in time."),
+        click.option("--capacitance", type=float, help="Node capacitance to ground (F), transient engine and traces."),
+        click.option("--trace", type=int, help="Save the phase transients of this many test samples each epoch."),
         click.option("--tol", type=float, help="Solver tolerance (V)."),
         click.option("--init-scale", type=float, help="Initial conductances span this fraction of [G_min, G_max]."),
         click.option("--temperature", type=float, help="Temperature (K)."),
         click.option("--snapshot-every", type=int, help="Save conductances every N epochs."),
         click.option("--train-limit", type=int, help="Use only the first N training samples."),
         click.option("--test-limit", type=int, help="Use only the first N test samples."),
-        click.option("--trace", type=int, hidden=True),
         click.option("--gradient-sign", type=float, hidden=True),
     ]
     for o in reversed(opts):

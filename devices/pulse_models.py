@@ -208,6 +208,17 @@ def gauss(key, counter):
 
 
 @njit
+def gauss_quick(key, counter):
+    """:func:`gauss`, with the ziggurat's fast path small enough to inline in a pulse loop."""
+    h = mix64(np.uint64(key) + (np.uint64(counter) + np.uint64(1)) * _GOLD)
+    i = np.int64(h & np.uint64(127))
+    u = 2.0 * (np.float64(h >> np.uint64(11)) + 0.5) * _TWO53 - 1.0
+    if abs(u) < _ZIG_RATIO[i]:
+        return u * _ZIG_X[i]
+    return gauss(key, counter)
+
+
+@njit
 def binomial_inverse(trials, p, u):
     """Binomial(trials, p) sample by inversion of the uniform ``u``."""
     if p <= 0.0:
@@ -519,7 +530,7 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
         for j in range(n):
             dx = vteam_displacement(x, rate, t, d, win, wq, nsub)
             if sigma > 0.0:
-                xi = gauss(key, counter0 + j)
+                xi = gauss_quick(key, counter0 + j)
                 if by_range:
                     x = x + dx + sigma * d * xi
                 else:
@@ -550,7 +561,7 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
         else:
             step = g_step(model, g, pol, lo, hi, su, sd, qu, qd, tab_g, tab_up, tab_dn)
         if sigma > 0.0:
-            xi = gauss(key, counter0 + j)
+            xi = gauss_quick(key, counter0 + j)
             if by_range:
                 gn = g + step + noise * xi
             else:
@@ -570,6 +581,30 @@ def apply_train(model, x, pol, n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, c
 # array kernels (flat arrays; ``id0`` is the global index of element 0, for the random streams)
 
 
+@njit
+def _pulse_device(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npulse, pol,
+                  v_up, t_up, v_dn, t_dn, seed, id0, g_out, e_out, k):
+    n = npulse[k]
+    e = 0.0
+    if n > 0:
+        if pol[k] > 0:
+            v = v_up
+            t = t_up
+        else:
+            v = v_dn
+            t = t_dn
+        if stuck[k] != STUCK_NONE:
+            e = n * v * v * t * device_conductance(model, x[k], stuck[k], dp, k, gc)
+        else:
+            key = stream_key(seed, STREAM_C2C, id0 + k)
+            xn, e = apply_train(model, x[k], pol[k], n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, count[k])
+            x[k] = xn
+            age[k] = 0.0
+        count[k] += n
+    e_out[k] = e
+    g_out[k] = device_conductance(model, x[k], stuck[k], dp, k, gc)
+
+
 @pjit
 def apply_pulses(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npulse, pol,
                  v_up, t_up, v_dn, t_dn, seed, id0, g_out, e_out):
@@ -577,55 +612,75 @@ def apply_pulses(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npu
 
     Updates the states ``x``, the cumulative pulse counters ``count`` and the ages (time since
     the last pulse, s); writes the conductances (S) to ``g_out`` and each device's energy (J) to
-    ``e_out``. Stuck devices take their pulses without moving.
+    ``e_out``. Stuck devices take their pulses without moving. The pulse amplitudes ``v_up``,
+    ``v_dn`` are in volts, the widths ``t_up``, ``t_dn`` in seconds; ``seed`` and ``id0`` (the
+    global index of element 0) key the noise.
     """
     for k in prange(x.size):
-        n = npulse[k]
-        e = 0.0
-        if n > 0:
-            if pol[k] > 0:
-                v = v_up
-                t = t_up
-            else:
-                v = v_dn
-                t = t_dn
-            if stuck[k] != STUCK_NONE:
-                e = n * v * v * t * device_conductance(model, x[k], stuck[k], dp, k, gc)
-            else:
-                key = stream_key(seed, STREAM_C2C, id0 + k)
-                xn, e = apply_train(model, x[k], pol[k], n, v, t, dp, k, gc, tab_g, tab_up, tab_dn, key, count[k])
-                x[k] = xn
-                age[k] = 0.0
-            count[k] += n
-        e_out[k] = e
-        g_out[k] = device_conductance(model, x[k], stuck[k], dp, k, gc)
+        _pulse_device(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npulse, pol,
+                      v_up, t_up, v_dn, t_dn, seed, id0, g_out, e_out, k)
+
+
+@njit
+def apply_pulses_serial(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npulse, pol,
+                        v_up, t_up, v_dn, t_dn, seed, id0, g_out, e_out):
+    """:func:`apply_pulses` on one thread (small arrays: no thread start-up)."""
+    for k in range(x.size):
+        _pulse_device(model, x, stuck, dp, gc, tab_g, tab_up, tab_dn, count, age, npulse, pol,
+                      v_up, t_up, v_dn, t_dn, seed, id0, g_out, e_out, k)
+
+
+@njit
+def _count_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol, k):
+    target = dG[k] + resid[k]
+    if target > 0.0:
+        s = step_up
+        p = 1
+    elif target < 0.0:
+        s = step_dn
+        p = -1
+    else:
+        s = step_up
+        p = 0
+    m = math.floor(abs(target) / s + 0.5)
+    r = target - p * m * s
+    if m > n_max:
+        m = n_max
+    npulse[k] = np.int64(m)
+    pol[k] = p
+    resid[k] = r if carry else 0.0
 
 
 @pjit
 def counts_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol):
-    """Pulse counts ``round(|dG + residue|/step)`` (capped at ``n_max``) and signs.
+    """Pulse counts ``round(|dG + residue|/step)`` (capped at ``n_max``) and signs (S in, counts out).
 
     The residue below half a step is kept in ``resid`` when ``carry`` (else zeroed); what a cap
     cuts off is dropped.
     """
     for k in prange(dG.size):
-        target = dG[k] + resid[k]
-        if target > 0.0:
-            s = step_up
-            p = 1
-        elif target < 0.0:
-            s = step_dn
-            p = -1
-        else:
-            s = step_up
-            p = 0
-        m = math.floor(abs(target) / s + 0.5)
-        r = target - p * m * s
-        if m > n_max:
-            m = n_max
-        npulse[k] = np.int64(m)
-        pol[k] = p
-        resid[k] = r if carry else 0.0
+        _count_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol, k)
+
+
+@njit
+def counts_deterministic_serial(dG, resid, step_up, step_dn, n_max, carry, npulse, pol):
+    """:func:`counts_deterministic` on one thread."""
+    for k in range(dG.size):
+        _count_deterministic(dG, resid, step_up, step_dn, n_max, carry, npulse, pol, k)
+
+
+@njit
+def _count_stochastic(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol, k):
+    d = dG[k]
+    n = 0
+    p = 0
+    if d != 0.0:
+        s = step_up if d > 0.0 else step_dn
+        u = uniform(stream_key(seed, STREAM_BINOM, id0 + k), update)
+        n = binomial_inverse(bl, abs(d) / (s * bl), u)
+        p = 1 if d > 0.0 else -1
+    npulse[k] = n
+    pol[k] = p
 
 
 @pjit
@@ -636,16 +691,14 @@ def counts_stochastic(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol):
     ``bl`` slots fire with probabilities whose product is ``|dG|/(bl*step)``.
     """
     for k in prange(dG.size):
-        d = dG[k]
-        n = 0
-        p = 0
-        if d != 0.0:
-            s = step_up if d > 0.0 else step_dn
-            u = uniform(stream_key(seed, STREAM_BINOM, id0 + k), update)
-            n = binomial_inverse(bl, abs(d) / (s * bl), u)
-            p = 1 if d > 0.0 else -1
-        npulse[k] = n
-        pol[k] = p
+        _count_stochastic(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol, k)
+
+
+@njit
+def counts_stochastic_serial(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol):
+    """:func:`counts_stochastic` on one thread."""
+    for k in range(dG.size):
+        _count_stochastic(dG, step_up, step_dn, bl, seed, id0, update, npulse, pol, k)
 
 
 @njit
@@ -1148,11 +1201,15 @@ def fabricate(spec: DeviceSpec, n: int, seed: int, d2d: bool = True) -> tuple[np
     elif m == M_NEURO:
         snl = spread("nl_dtod")
         lim = NL_MAX * 0.999
-        nl_up = float(_p(card, "nl_up")) + (snl * rng.standard_normal(n) if snl > 0 else np.zeros(n))
-        nl_dn = float(_p(card, "nl_down")) + (snl * rng.standard_normal(n) if snl > 0 else np.zeros(n))
         pu, pd = float(_p(card, "levels_up")), float(_p(card, "levels_down"))
-        dp[:, C_SU] = a_of_nl(np.clip(nl_up, -lim, lim)) * pu
-        dp[:, C_SD] = a_of_nl(np.clip(nl_dn, -lim, lim)) * pd
+        if snl > 0:
+            nl_up = float(_p(card, "nl_up")) + snl * rng.standard_normal(n)
+            nl_dn = float(_p(card, "nl_down")) + snl * rng.standard_normal(n)
+            dp[:, C_SU] = a_of_nl(np.clip(nl_up, -lim, lim)) * pu
+            dp[:, C_SD] = a_of_nl(np.clip(nl_dn, -lim, lim)) * pd
+        else:
+            dp[:, C_SU] = a_of_nl(float(_p(card, "nl_up"))) * pu
+            dp[:, C_SD] = a_of_nl(float(_p(card, "nl_down"))) * pd
         dp[:, C_QU] = pu
         dp[:, C_QD] = pd
     else:  # vteam

@@ -264,11 +264,12 @@ class BaselineTrainer:
         self.opt = (Adam(self.params, cfg.lr) if cfg.optimizer == "adam"
                     else SGD(self.params, cfg.lr, cfg.momentum))
         self.epochs_done = 0
-        self._x_train = model_inputs(cfg.model, np.asarray(data.x_train, dtype=self.dtype))
+        self._x_train = np.asarray(data.x_train, dtype=self.dtype)
 
     def step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
-        """One update on a batch of model inputs; returns the summed loss and the correct count."""
-        loss, grads, logits = loss_and_grads(self.cfg.model, self.params, xb, yb)
+        """One update on a batch of raw features ``(B, F)``; returns the summed loss and the correct
+        count."""
+        loss, grads, logits = loss_and_grads(self.cfg.model, self.params, model_inputs(self.cfg.model, xb), yb)
         self.opt.step(self.params, grads, self.cfg.lr_decay ** self.epochs_done)
         project(self.cfg.model, self.params)
         return loss * len(yb), int((logits.argmax(1) == yb).sum())

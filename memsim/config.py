@@ -47,7 +47,8 @@ class TrainConfig:
     gradient_sign: float = 1.0  # -1 flips the update (a broken trainer, for tests)
     conductance_unit: float = 1e-6  # S: the unit the learning rate is expressed in
     # solver
-    engine: str = "dc"
+    engine: str = "dc"  # dc: jump to settled states | transient: settle each phase in time (issue 3)
+    capacitance: float = 1e-12  # F: node capacitance to ground (transient engine, traces)
     tol: float = 1e-9  # V: sweep-to-sweep change that ends a solve
     max_sweeps: int = 2000
     # programming
@@ -84,6 +85,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "beta": (0, 1, False),
     "conductance_unit": (0, 1, False),
     "tol": (0, 1, False),
+    "capacitance": (0, 1, False),
     "max_sweeps": (1, 1e9, True),
     "seed": (0, 2**63 - 1, True),
     "snapshot_every": (0, 1e9, True),
@@ -92,7 +94,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
 CHOICES = {
     "dataset": ("digits", "mnist", "fashion-mnist"),
     "eqprop_mode": ("centred", "positive", "negative"),
-    "engine": ("dc",),
+    "engine": ("dc", "transient"),
     "programming": ("ideal", "deterministic", "stochastic"),
     "gradient_sign": (1.0, -1.0),
 }

@@ -218,6 +218,27 @@ class RunWriter:
             _put(g, f"bias_minus_{l}", bm)
 
     @staticmethod
+    def write_trajectories(f: h5py.File, epoch: int, traces: dict, spec) -> None:
+        """Node-voltage transients of traced samples, H5MD-like: ``/trajectories/sample_<i>/<phase>/``
+        with ``time`` (s, first axis) and ``voltage`` (V, time x free nodes); the latest epoch's."""
+        from memsim.circuit import node_names
+
+        root = f["trajectories"]
+        root.attrs["epoch"] = int(epoch)
+        root.attrs["node_names"] = json.dumps(node_names(spec)["free"])
+        for i, phases in traces.items():
+            for phase, (t, v) in phases.items():
+                g = root.require_group(f"sample_{i}").require_group(phase)
+                for name in ("time", "voltage"):
+                    if name in g:
+                        del g[name]
+                g.create_dataset("time", data=t, maxshape=(None,), chunks=True).attrs["unit"] = "s"
+                g.create_dataset("voltage", data=v, maxshape=(None, v.shape[1]), chunks=True).attrs["unit"] = "V"
+                g.attrs["epoch"] = int(epoch)
+                g.attrs["settle_time"] = float(t[-1])
+                g.attrs["steps"] = int(len(t) - 1)
+
+    @staticmethod
     def write_checkpoint(f: h5py.File, epochs_done: int, state: dict[str, Any]) -> None:
         """The resume state after ``epochs_done`` epochs (atomic with the rest of the commit)."""
         g = f.require_group("checkpoint")

@@ -12,3 +12,23 @@ JIT_OPTIONS = dict(cache=True, nogil=True)
 
 njit = numba.njit(**JIT_OPTIONS)
 pjit = numba.njit(parallel=True, **JIT_OPTIONS)
+
+import contextlib
+
+# Batches smaller than this run the ``prange`` kernels on one thread: waking the thread pool costs
+# more than it saves there (measured with bench/equilibrium.py and the digits trainer on 2 cores).
+SERIAL_BELOW = 32
+
+
+@contextlib.contextmanager
+def batch_threads(batch: int, serial_below: int = SERIAL_BELOW):
+    """Run the enclosed parallel kernels on one thread when ``batch < serial_below``."""
+    if batch >= serial_below:
+        yield
+        return
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)

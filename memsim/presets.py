@@ -11,7 +11,10 @@ PRESETS: dict[str, dict] = {
     # nodes (10 classes), MNIST or Fashion-MNIST (tuned on Fashion-MNIST; see bench/RESULTS-fashion.md)
     "kendall2020": {
         "hidden": [100],
-        "input_gain": 50.0,
+        "input_gain": 100.0,  # V, as Scellier (2024); the diodes clip ~90% of the hidden nodes
+        "batch_size": 8,
+        "lr": [6000.0, 2000.0],  # input crossbar, output crossbar (the output layer needs less)
+        "lr_decay": 0.75,
     },
 }
 

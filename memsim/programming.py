@@ -44,6 +44,7 @@ from memsim.devices import pulse_models as pm
 from memsim.devices.cards import CardError, MemristorCard, load_card
 
 SCHEMES = ("ideal", "deterministic", "stochastic")
+PARALLEL_MIN = 4096  # arrays smaller than this are programmed on one thread
 PROGRAMMER_OPTIONS = ("bl", "update_management")
 STATE_VERSION = 1
 
@@ -137,7 +138,8 @@ class Programmer:
         """Apply the pulse counts in the scratch arrays to array ``i``; returns (pulses, energy)."""
         s = self._sl(i)
         sp = self.spec
-        pm.apply_pulses(sp.model, self.x[s], self.stuck[s], self.dp[s], sp.gc, sp.tab_g, sp.tab_up, sp.tab_dn,
+        kernel = pm.apply_pulses if self.sizes[i] >= PARALLEL_MIN else pm.apply_pulses_serial
+        kernel(sp.model, self.x[s], self.stuck[s], self.dp[s], sp.gc, sp.tab_g, sp.tab_up, sp.tab_dn,
                         self.count[s], self.age[s], self._npulse[s], self._pol[s], sp.v_up, sp.t_up, sp.v_down,
                         sp.t_down, self.seed, int(self.offsets[i]), self._g[s], self._e[s])
         return int(self._npulse[s].sum()), float(self._e[s].sum())
@@ -194,16 +196,20 @@ class Programmer:
             if not np.all(np.isfinite(d)):
                 raise ValueError(f"dG[{i}] has non-finite values")
             if self.scheme == "ideal":
+                self._npulse[s] = 0
                 pm.apply_exact(sp.model, self.x[s], self.stuck[s], self.dp[s], sp.gc, d, self._g[s])
                 pulses.append(0)
                 energy.append(0.0)
             else:
+                big = self.sizes[i] >= PARALLEL_MIN
                 if self.scheme == "deterministic":
-                    pm.counts_deterministic(d, self.residue[s], self.step_up, self.step_down, self.n_max,
-                                            self.carry_residue, self._npulse[s], self._pol[s])
+                    count = pm.counts_deterministic if big else pm.counts_deterministic_serial
+                    count(d, self.residue[s], self.step_up, self.step_down, self.n_max, self.carry_residue,
+                          self._npulse[s], self._pol[s])
                 else:
-                    pm.counts_stochastic(d, self.step_up, self.step_down, self.bl, self.seed, int(self.offsets[i]),
-                                         self.n_updates, self._npulse[s], self._pol[s])
+                    count = pm.counts_stochastic if big else pm.counts_stochastic_serial
+                    count(d, self.step_up, self.step_down, self.bl, self.seed, int(self.offsets[i]), self.n_updates,
+                          self._npulse[s], self._pol[s])
                 n, e = self._apply_counts(i)
                 pulses.append(n)
                 energy.append(e)
@@ -314,6 +320,12 @@ class Programmer:
     def pulse_totals(self) -> list[np.ndarray]:
         """Cumulative pulses per device (int64 arrays of the programmer's shapes)."""
         return [self.count[self._sl(i)].reshape(sh).copy() for i, sh in enumerate(self.shapes)]
+
+    def last_pulses(self) -> list[np.ndarray]:
+        """Signed pulse counts (+ up, - down) of the most recent :meth:`program` call, per device
+        (for :meth:`program_outer`, of its last coincidence cycle); zeros for the ideal scheme."""
+        signed = self._npulse * self._pol
+        return [signed[self._sl(i)].reshape(sh).copy() for i, sh in enumerate(self.shapes)]
 
     def stuck_mask(self) -> list[np.ndarray]:
         """Per device: 0 healthy, 1 stuck at g_min, 2 stuck at g_max (int8 arrays)."""

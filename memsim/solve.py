@@ -23,7 +23,7 @@ from numba import prange
 from memsim.circuit import Network, input_voltages
 from memsim.devices.amplifier import amplifier_output, amplifier_output_slope
 from memsim.devices.diode import diode_current_and_conductance
-from memsim.jit import njit, pjit
+from memsim.jit import batch_threads, njit, pjit
 
 
 class ConvergenceError(RuntimeError):
@@ -333,11 +333,12 @@ def solve(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, beta: float 
     sweeps = np.zeros(B, dtype=np.int64)
     delta = np.zeros(B)
     work = np.zeros((B, 2, int(max(packed.sizes[1:]))))
-    solve_batch(V, drive0, packed.wflat, packed.woff, packed.sizes, packed.noff, packed.gdiag, packed.ibias,
-                packed.rowsum_up, packed.has_diode, packed.has_amp, packed.v_lo, packed.v_hi,
-                packed.i_s, packed.n_vt, packed.r_s, packed.amp_gain, packed.amp_back, packed.amp_off,
-                packed.amp_sat, float(beta), np.ascontiguousarray(target, dtype=np.float64), cap,
-                np.ascontiguousarray(v_prev), float(tol), int(max_sweeps), sweeps, delta, work)
+    with batch_threads(B):
+        solve_batch(V, drive0, packed.wflat, packed.woff, packed.sizes, packed.noff, packed.gdiag, packed.ibias,
+                    packed.rowsum_up, packed.has_diode, packed.has_amp, packed.v_lo, packed.v_hi,
+                    packed.i_s, packed.n_vt, packed.r_s, packed.amp_gain, packed.amp_back, packed.amp_off,
+                    packed.amp_sat, float(beta), np.ascontiguousarray(target, dtype=np.float64), cap,
+                    np.ascontiguousarray(v_prev), float(tol), int(max_sweeps), sweeps, delta, work)
     stats = SolveStats(sweeps, delta)
     if check:
         bad = ~(delta < tol) | ~np.isfinite(V).all(axis=1)

@@ -74,8 +74,15 @@ class Trainer:
         drive0 = input_drive(packed, v_in)
         target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
         V = np.zeros((len(x), spec.n_free))
-        ph = run_phases(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol, cfg.max_sweeps,
-                        sample_offset=first_sample)
+        if cfg.engine == "transient":
+            from memsim.transient import run_phases_transient
+
+            ph = run_phases_transient(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol,
+                                      capacitance=cfg.capacitance, max_sweeps=cfg.max_sweeps,
+                                      sample_offset=first_sample)
+        else:
+            ph = run_phases(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol, cfg.max_sweeps,
+                            sample_offset=first_sample)
         for name, V_ph in (("free", ph.free), ("nudge_plus", ph.plus), ("nudge_minus", ph.minus)):
             if V_ph is not None and not np.isfinite(V_ph).all():
                 b, q = np.argwhere(~np.isfinite(V_ph))[0]
@@ -85,11 +92,16 @@ class Trainer:
         self.apply_gradients(grads)
         d = outputs(self.net, ph.free)
         loss = 0.5 * ((d - target) ** 2).sum(1)
+        stats = list(ph.stats.values())
         return {
             "loss": float(loss.sum()),
             "correct": int((d.argmax(1) == y).sum()),
-            "sweeps": float(np.mean([s.sweeps.mean() for s in ph.stats.values()])),
+            "sweeps": float(np.mean([s.sweeps.mean() for s in stats])),
             "clipped": self._clipped(ph.free),
+            # transient engine: emulated time the chip spends settling this batch's phases (s),
+            # samples one after another, and implicit steps per phase
+            "settle_time": float(sum(s.settle_time.sum() for s in stats)) if cfg.engine == "transient" else 0.0,
+            "steps": float(np.mean([s.steps.mean() for s in stats])) if cfg.engine == "transient" else 0.0,
         }
 
     def apply_gradients(self, grads: list[np.ndarray]) -> None:
@@ -101,6 +113,22 @@ class Trainer:
             layer = i if i < L else (i - L) % L
             dG = (-self.cfg.gradient_sign * self.lrs[layer] * self._lr_factor() * u * u) * g
             apply_linear_update(p, dG, self.g_min, self.g_max)
+
+    def trace_phases(self, k: int) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Node-voltage transients of every phase for the first ``k`` test samples, with the
+        current conductances: ``{i: {phase: (time (T,) s, voltage (T, N) V)}}`` (transient engine,
+        from rest with the inputs switched on at t = 0; whatever engine trains)."""
+        from memsim.transient import phase_trajectories, run_phases_transient
+
+        cfg, spec = self.cfg, self.spec
+        x, y = self.data.x_test[:k], self.data.y_test[:k]
+        packed = pack(self.net)
+        drive0 = input_drive(packed, input_voltages(spec, x))
+        target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
+        V = np.zeros((len(x), spec.n_free))
+        ph = run_phases_transient(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol,
+                                  capacitance=cfg.capacitance, max_sweeps=cfg.max_sweeps, trace=np.arange(len(x)))
+        return phase_trajectories(ph)
 
     def _lr_factor(self) -> float:
         return self.cfg.lr_decay ** self.epochs_done
@@ -144,6 +172,8 @@ class Trainer:
         correct = 0
         sweeps = []
         clipped = []
+        settle_time = 0.0
+        steps = []
         n_batches = math.ceil(len(x) / B)
         for bi, s in enumerate(range(0, len(x), B)):
             idx = order[s:s + B]
@@ -152,13 +182,18 @@ class Trainer:
             correct += r["correct"]
             sweeps.append(r["sweeps"])
             clipped.append(r["clipped"])
+            settle_time += r["settle_time"]
+            steps.append(r["steps"])
             if progress is not None:
                 progress(bi + 1, n_batches)
         self.epochs_done += 1
         test_loss, test_acc, test_clip = self.evaluate(self.data.x_test, self.data.y_test)
         n = max(len(x), 1)
+        extra = {}
+        if cfg.engine == "transient":
+            extra = {"emulated_time": settle_time, "steps_per_phase": float(np.mean(steps)) if steps else 0.0}
         return EpochResult(tot_loss / n, correct / n, test_loss, test_acc, float(np.mean(clipped)) if clipped else 0.0,
-                           float(np.mean(sweeps)) if sweeps else 0.0, 0, 0.0, time.perf_counter() - t0)
+                           float(np.mean(sweeps)) if sweeps else 0.0, 0, 0.0, time.perf_counter() - t0, extra)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -256,14 +291,19 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                     "epoch": e, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
                     "test_loss": r.test_loss, "test_accuracy": r.test_accuracy, "wall_time": r.wall_time,
                     "pulses": r.pulses, "programming_energy": r.programming_energy,
-                    "clipped_fraction": r.clipped_fraction, "mean_sweeps": r.mean_sweeps,
+                    "clipped_fraction": r.clipped_fraction, "mean_sweeps": r.mean_sweeps, **r.extra,
                 }
+                traces = trainer.trace_phases(cfg.trace) if cfg.trace else None
                 commit_bytes = 8 * trainer.net.n_devices * (2 if cfg.snapshot_every else 1) + 65536
+                if traces:
+                    commit_bytes += sum(v.nbytes + t.nbytes for p in traces.values() for t, v in p.values())
                 with writer.transaction(commit_bytes) as f:  # atomic: a written copy replaces the file
                     writer.append_metrics(f, row)
                     writer.write_network(f, trainer.net)
                     if cfg.snapshot_every and e % cfg.snapshot_every == 0:
                         writer.write_snapshot(f, e, trainer.net)
+                    if traces:
+                        writer.write_trajectories(f, e, traces, trainer.spec)
                     writer.write_checkpoint(f, e, {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
                                                    "total_pulses": trainer.total_pulses, "wall_time_total": elapsed})
                 if reporter:

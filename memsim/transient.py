@@ -33,8 +33,10 @@ sample where ``S`` is the sample's swing in this phase (largest node excursion s
 linear prediction ``|I_n|/G_n`` at the event, whichever is larger): errors are relative to what
 the phase moves, so a 0.1 mV nudge is resolved as well as a 1 V input step. The first step after an
 event is a fraction of the fastest node time constant ``min C_n/G_n``; steps then grow
-geometrically (at most ``growth`` per step) while the circuit settles, and land on the corners of
-source ramps.
+geometrically (at most ``growth`` per step, at most ``h_max``, default ``100*tau_slow``) while the
+circuit settles, land on the corners of source ramps and restart smaller past them. A stage is
+solved only as tightly as needed (1% of the local error tolerance, 10% of the remaining distance to
+equilibrium), to the solver's ``tol`` for the steps that decide settling.
 
 Settling
 --------
@@ -42,9 +44,18 @@ A sample has settled when ``max |dV/dt| * tau_slow < settle_tol`` (volts; also `
 ``tau_slow`` the slowest time constant of the circuit: ``1/lambda_min`` of ``C^-1 J`` for the
 linear part of the Jacobian ``J`` (diodes only add conductance, so it bounds the true slowest mode
 from above) or the amplifier pole, whichever is slower. Then ``|V - V_dc|`` is about
-``settle_tol`` or less. A settled sample is frozen (it is its own circuit) and the others go on; the
-phase ends when all have settled, and raises :class:`SettleError` naming the phase when its time
-limit ``t_max`` (or the next scheduled event) comes first.
+``settle_tol`` (default: the solver's ``tol``) or less. A settled sample is frozen (it is its own
+circuit) and the others go on; the phase ends when all have settled, and raises
+:class:`SettleError` naming the phase when its time limit ``t_max`` (default ``max(1 ms,
+1e4*tau_slow)``) or the next scheduled event comes first. A ``-beta`` nudge stronger than the
+conductance holding the outputs leaves no stable equilibrium (DC finds a saddle): that phase raises
+:class:`UnstableCircuitError` before integrating.
+
+The reported settling time is physical: once the remaining transient is below the local error
+tolerance, the growing steps no longer resolve its timing (they only drive it to zero), so the
+time is the best bound ``t_k + tau_slow*ln(s_k/settle_tol)`` over the steps that still resolve it
+(``s_k = max|dV/dt|*tau_slow``). The clock (``PhaseStats.t_end``) runs on to where the integration
+ended.
 
 Units: seconds, volts, amperes, siemens, farads.
 """
@@ -52,7 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import prange
@@ -61,7 +72,7 @@ from memsim.devices.amplifier import amplifier_output
 from memsim.devices.diode import diode_current_and_conductance
 from memsim.eqprop import MODES, Phases
 from memsim.events import EventQueue, Ramp
-from memsim.jit import pjit
+from memsim.jit import SERIAL_BELOW, batch_threads, pjit
 from memsim.solve import ConvergenceError, PackedNetwork, SolveStats, solve
 
 DEFAULT_CAPACITANCE = 1e-12  # F: parasitic capacitance of a node to ground
@@ -78,6 +89,14 @@ class SettleError(RuntimeError):
     def __init__(self, message, phase=None, sample=None, time=None):
         super().__init__(message)
         self.phase, self.sample, self.time = phase, sample, time
+
+
+class UnstableCircuitError(SettleError):
+    """A phase whose circuit has no stable equilibrium (a ``-beta`` nudge stronger than the
+    conductance holding the outputs): a transient runs away, the DC solver finds a saddle.
+
+    Checked on the linearised circuit without diode conduction, which can only stabilise it, so a
+    marginal case that conducting diodes would rescue is (conservatively) rejected too."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,6 +119,8 @@ class TransientOptions:
     rise_time: float = 0.0  # s: linear ramp of switching sources (inputs, nudge)
     amp_tau: float | None = None  # s: amplifier pole (None: the amplifier card's time_constant)
     tau_slow: float | None = None  # s: override of the settle time constant (None: computed)
+    serial_below: int = SERIAL_BELOW  # batches smaller than this run the kernels on one thread (a parallel launch
+    #                         costs more than it saves there, badly so on a loaded machine)
 
     def check(self):
         if self.method not in METHODS:
@@ -147,7 +168,8 @@ def node_capacitance(spec, default: float = DEFAULT_CAPACITANCE, per_layer=None)
             if arr.ndim == 0:
                 arr = np.full(n, float(arr))
             if arr.shape != (n,):
-                raise ValueError(f"capacitance of free layer {l}: expected a scalar or {n} values, got shape {arr.shape}")
+                raise ValueError(f"capacitance of free layer {l}: expected a scalar or {n} values, "
+                                 f"got shape {arr.shape}")
             C[off[l]:off[l + 1]] = arr
     return check_capacitance(C, spec)
 
@@ -159,13 +181,15 @@ def check_capacitance(C, spec) -> np.ndarray:
     if arr.ndim == 0:
         arr = np.full(N, float(arr))
     if arr.shape != (N,):
-        raise ValueError(f"node capacitance: expected a scalar or {N} values (one per free node), got shape {arr.shape}")
+        raise ValueError(f"node capacitance: expected a scalar or {N} values (one per free node), "
+                         f"got shape {arr.shape}")
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         q = int(np.flatnonzero(bad)[0])
         layer = int(np.searchsorted(spec.free_offsets, q, side="right") - 1)
         j = q - int(spec.free_offsets[layer])
-        raise ValueError(f"node capacitance must be finite and > 0 F: free layer {layer}, node {j} has {float(arr[q])!r} F "
+        raise ValueError(f"node capacitance must be finite and > 0 F: free layer {layer}, node {j} has "
+                         f"{float(arr[q])!r} F "
                          f"(a node without capacitance has no dynamics; use the DC engine for that)")
     return np.ascontiguousarray(arr)
 
@@ -228,6 +252,19 @@ def linear_jacobian(packed: PackedNetwork, beta: float = 0.0) -> tuple[np.ndarra
     return H, wn
 
 
+def slowest_rate(packed: PackedNetwork, capacitance: np.ndarray, beta: float = 0.0,
+                 dense_limit: int = 2000) -> float | None:
+    """``lambda_min`` (1/s) of ``C^-1 J`` for the linear part ``J`` of the circuit's Jacobian with
+    the nudge ``beta``: the slowest decay rate (a lower bound: diodes only add conductance). It is
+    <= 0 when a ``-beta`` nudge makes the circuit unstable. None above ``dense_limit`` nodes."""
+    C = np.asarray(capacitance, dtype=np.float64)
+    if C.shape[0] > dense_limit:
+        return None
+    H, wn = linear_jacobian(packed, beta)
+    s = 1.0 / np.sqrt(wn * C)
+    return float(np.linalg.eigvalsh(H * s[:, None] * s[None, :])[0])
+
+
 def time_constants(packed: PackedNetwork, capacitance: np.ndarray, beta: float = 0.0,
                    amp_tau: float = 0.0, dense_limit: int = 2000) -> tuple[float, float]:
     """``(tau_fast, tau_slow)`` in seconds.
@@ -247,12 +284,8 @@ def time_constants(packed: PackedNetwork, capacitance: np.ndarray, beta: float =
     g_tot[o:] += 2.0 * abs(beta)
     tau_fast = float(np.min(C / np.maximum(g_tot, 1e-300)))
     N = C.shape[0]
-    lam = math.nan
-    if N <= dense_limit:
-        H, wn = linear_jacobian(packed, beta)
-        s = 1.0 / np.sqrt(wn * C)
-        lam = float(np.linalg.eigvalsh(H * s[:, None] * s[None, :])[0])
-    if not lam > 0:
+    lam = slowest_rate(packed, C, beta, dense_limit)
+    if lam is None or not lam > 0:
         # grounded conductance: inputs (layer 0), bias rails, nudge (negative for -beta)
         net = packed.net
         g = np.empty(N)
@@ -442,9 +475,11 @@ class TransientSimulator:
         B, N = self.V.shape
         if N != spec.n_free:
             raise ValueError(f"V has {N} nodes per sample, the network has {spec.n_free} free nodes")
-        self.target = np.zeros((B, spec.n_classes)) if target is None else np.ascontiguousarray(target, dtype=np.float64)
+        self.target = (np.zeros((B, spec.n_classes)) if target is None
+                       else np.ascontiguousarray(target, dtype=np.float64))
         self.tol = float(tol)
         self.max_sweeps = int(max_sweeps)
+        self.sample_offset = 0  # added to sample indices in error messages (the batch's first sample)
         self.queue = EventQueue(t0)
         self.drive = Ramp.constant(np.ascontiguousarray(drive0, dtype=np.float64))
         self.beta = Ramp.constant(0.0)
@@ -484,8 +519,28 @@ class TransientSimulator:
             tf, ts = time_constants(self.packed, self.C, key, self.amp_tau)
             if self.options.tau_slow is not None:
                 ts = self.options.tau_slow
-            self._tau_cache[key] = (tf, ts)
-        return self._tau_cache[key]
+            self._tau_cache[key] = (tf, ts, slowest_rate(self.packed, self.C, key))
+        return self._tau_cache[key][:2]
+
+    def _check_stable(self, name: str, beta: float) -> float:
+        """The settle time constant's nudge: the strongest ``-beta`` seen, or the phase's own when
+        that one leaves no stable equilibrium; raises :class:`UnstableCircuitError` when the
+        phase's own nudge leaves none."""
+        key = -self.beta_bound
+        self.time_constants(key)
+        lam = self._tau_cache[key][2]
+        if lam is not None and lam <= 0.0 and beta != key:
+            key = min(beta, 0.0)
+            self.time_constants(key)
+            lam = self._tau_cache[key][2]
+        if lam is not None and lam <= 0.0:
+            raise UnstableCircuitError(
+                f"phase {name!r}: the circuit (linearised, diodes off) has no stable equilibrium with the nudge "
+                f"beta = {beta:.4g} S (slowest "
+                f"mode grows at {-lam:.3g} 1/s): a -beta nudge must stay below the conductance that holds the "
+                f"outputs; the DC solver would return an unstable stationary point. Use a smaller beta.",
+                phase=name)
+        return key
 
     def rates(self, V, U, t, idx=None):
         """``(dV/dt, du/dt)`` (V/s) at time ``t`` for the samples ``idx`` (all when None)."""
@@ -500,7 +555,8 @@ class TransientSimulator:
             g = np.zeros_like(U)
             m = self.amp_mask
             p = self.packed
-            g[:, m] = (np.clip(p.amp_gain[m] * V[:, m] + p.amp_off[m], -p.amp_sat[m], p.amp_sat[m]) - U[:, m]) / self.amp_tau
+            u_rest = np.clip(p.amp_gain[m] * V[:, m] + p.amp_off[m], -p.amp_sat[m], p.amp_sat[m])
+            g[:, m] = (u_rest - U[:, m]) / self.amp_tau
         return f, g
 
     # -- events ------------------------------------------------------------------------------
@@ -627,6 +683,10 @@ class TransientSimulator:
     def _integrate(self, name: str, t_stop: float, settle: bool, trace=None) -> PhaseStats:
         """Integrate from ``now`` until every sample has settled (``settle``; then ``t_stop`` None
         means the phase's time limit or the next event) or until ``t_stop``."""
+        with batch_threads(self.V.shape[0], self.options.serial_below):
+            return self._integrate_batch(name, t_stop, settle, trace)
+
+    def _integrate_batch(self, name, t_stop, settle, trace):
         opt = self.options
         V, U = self.V, self.U
         B, N = V.shape
@@ -637,7 +697,7 @@ class TransientSimulator:
         s_act = np.full(B, np.inf)  # latest max|dV/dt|*tau_slow per sample
         settle_tol = opt.settle_tol if opt.settle_tol is not None else self.tol
         self.beta_bound = max(self.beta_bound, abs(float(self.beta.new)), abs(float(self.beta.old)))
-        tau_fast, tau_slow = self.time_constants(-self.beta_bound)
+        tau_fast, tau_slow = self.time_constants(self._check_stable(name, float(self.beta.new)))
         if t_stop is None:
             t_max = opt.t_max if opt.t_max is not None else max(1e-3, 1e4 * tau_slow)
             t_stop = min(t_start + t_max, self.queue.next_time)
@@ -683,15 +743,18 @@ class TransientSimulator:
         # t_k + tau_slow*ln(s_k/settle_tol) bounds it from above; the best bound over the steps
         estimate = np.full(B, np.inf)
 
-        def bound(t, s, ids):
+        def bound(t, s, ids, tl):
+            # only from steps that resolve the remaining transient (s well above the local error
+            # tolerance: an L-stable step can annihilate a mode it does not resolve)
             cand = (t - t_start) + tau_slow * np.log(np.maximum(s / settle_tol, 1.0))
-            estimate[ids] = np.minimum(estimate[ids], cand)
+            ok = s >= 10.0 * tl
+            estimate[ids[ok]] = np.minimum(estimate[ids[ok]], cand[ok])
 
         record(t_start)
         active = np.arange(B)
         if settle and t_start >= ramp_end:
             done, s0 = settled_now(f, g)
-            bound(t_start, s0, active)
+            bound(t_start, s0, active, opt.atol + opt.rtol * scale)
             settle_time[done] = 0.0
             active = active[~done]
 
@@ -742,9 +805,11 @@ class TransientSimulator:
             try:
                 V1, U1, f1, g1, est, est_u = self._step(t, hh, Va, Ua, fa, ga, idx, sw, dl, ns)
             except ConvergenceError as exc:
-                raise ConvergenceError(f"{exc} (transient phase {name!r}, t = {t - t_start:.4g} s, step {hh:.3g} s)",
-                                       exc.layer, None if exc.sample is None else int(active[exc.sample]),
-                                       exc.residual) from None
+                b = None if exc.sample is None else int(active[exc.sample]) + self.sample_offset
+                res = "" if exc.residual is None else f", largest KCL residual {exc.residual:.3g} A"
+                raise ConvergenceError(
+                    f"transient phase {name!r}: an implicit stage did not converge (sample {b}, layer {exc.layer}"
+                    f"{res}) at t = {t - t_start:.4g} s with step {hh:.3g} s", exc.layer, b, exc.residual) from None
             sweeps[active] += sw
             solves[active] += ns
             delta[active] = dl
@@ -760,8 +825,9 @@ class TransientSimulator:
             if err <= 1.0 or hh <= h_min:
                 if not np.isfinite(V1).all():
                     b, q = np.argwhere(~np.isfinite(V1))[0]
+                    b = int(active[b]) + self.sample_offset
                     raise ConvergenceError(f"transient phase {name!r}: non-finite voltage at node {q} of sample "
-                                           f"{int(active[b])} (t = {t - t_start:.4g} s)", sample=int(active[b]))
+                                           f"{b} (t = {t - t_start:.4g} s)", sample=b)
                 t = min(t + hh, t_stop)
                 if full:
                     V[...] = V1
@@ -783,7 +849,7 @@ class TransientSimulator:
                 # a settle decision needs rates from tightly solved stages (a loose stage's error
                 # hides in V itself, not in dV/dt)
                 if settle and t >= ramp_end:
-                    bound(t, s1, active)
+                    bound(t, s1, active, tol_b)
                 if settle and t >= ramp_end and self._stage_tol <= self.tol:
                     done, s1 = settled_now(f1, g1)
                     if done.any():
@@ -863,7 +929,7 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
                          beta: float, mode: str = "centred", tol: float = 1e-9,
                          capacitance=DEFAULT_CAPACITANCE, *, drive0_old: np.ndarray | None = None,
                          U: np.ndarray | None = None, options: TransientOptions | None = None, trace=None,
-                         max_sweeps: int = 10_000) -> Phases:
+                         max_sweeps: int = 10_000, sample_offset: int = 0) -> Phases:
     """EqProp phases as settled transients; the same :class:`~memsim.eqprop.Phases` as
     :func:`memsim.eqprop.run_phases` (and ``V`` updated in place to the free state).
 
@@ -875,7 +941,9 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
 
     ``capacitance``: node capacitances (F), a scalar or ``(N,)`` (:func:`node_capacitance`).
     ``tol``: the block solver's tolerance (V) and, unless ``options.settle_tol`` is set, the
-    settle tolerance (``|dV/dt| * tau_slow``, V). ``trace``: batch indices to record
+    settle tolerance (``|dV/dt| * tau_slow``, V). ``max_sweeps`` and ``sample_offset`` (added to
+    sample indices in error messages) as in :func:`memsim.eqprop.run_phases`, whose positional
+    arguments this function shares. ``trace``: batch indices to record
     (:func:`phase_trajectories`). ``ph.stats[phase]`` is a :class:`PhaseStats` (``.sweeps``,
     ``.steps``, ``.settle_time``, ``.t_end``, ``.trace``...). Raises :class:`SettleError` naming
     the phase when one does not settle within ``options.t_max``.
@@ -885,7 +953,8 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
     opt = (options or TransientOptions()).check()
     start = drive0_new if drive0_old is None else drive0_old
     sim = TransientSimulator(packed, V, start, target, capacitance, U, opt, tol, max_sweeps)
-    sim.beta_bound = abs(float(beta)) if mode != "free" else 0.0
+    sim.beta_bound = abs(float(beta))
+    sim.sample_offset = int(sample_offset)
     q = sim.queue
     q.schedule(0.0, "inputs", rise_time=opt.rise_time, drive0=drive0_new)
     st = {"free": sim.settle("free", trace)}

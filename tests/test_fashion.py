@@ -17,6 +17,41 @@ pytestmark = pytest.mark.skipif(
 N_TRAIN, N_TEST = 1000, 1000
 
 
+def _openblas_thread_setters():
+    """(set, get) of every OpenBLAS loaded in this process (numpy's, scipy's), found by symbol."""
+    import ctypes
+
+    out = []
+    try:
+        paths = {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()}
+    except OSError:
+        return out
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", "", "_64"):
+            for prefix in ("scipy_openblas", "openblas"):
+                st, gt = f"{prefix}_set_num_threads{suffix}", f"{prefix}_get_num_threads{suffix}"
+                if hasattr(lib, st) and hasattr(lib, gt):
+                    out.append((getattr(lib, st), getattr(lib, gt)))
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """OpenBLAS' busy-waiting threads next to Numba's threads make the training steps many times
+    slower on a 2-core machine (the trainer does not limit them yet); run this module with one."""
+    setters = _openblas_thread_setters()
+    old = [get() for _, get in setters]
+    for set_, _ in setters:
+        set_(1)
+    yield
+    for (set_, _), n in zip(setters, old):
+        set_(n)
+
+
 @pytest.fixture(scope="module")
 def fashion():
     from memsim.datasets import load_dataset

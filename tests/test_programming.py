@@ -144,6 +144,7 @@ def test_pulse_cap():
     pr.initialize(params)
     out = pr.program(params, [np.array([100, -3, 2.6]) * pr.step_up])
     assert out["pulses"] == 7 + 3 + 3
+    np.testing.assert_array_equal(pr.last_pulses()[0], [7, -3, 3])
     np.testing.assert_allclose(params[0], 1e-5 + np.array([7, -3, 3]) * pr.step_up, rtol=1e-12)
 
 

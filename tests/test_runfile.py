@@ -79,3 +79,23 @@ def test_hdf5_of_another_program_is_refused(tmp_path):
         f["x"] = 1
     with pytest.raises(RunFileError, match="not a memsim run"):
         open_run(p)
+
+
+def test_transient_resume_and_traces(tmp_path):
+    cfg = make_config({**SMALL, "epochs": 2, "snapshot_every": 0, "engine": "transient", "train_limit": 60,
+                       "test_limit": 20, "hidden": [10], "trace": 2})
+    full = tmp_path / "full.h5"
+    a = run_training(cfg, str(full))
+    part = tmp_path / "part.h5"
+    run_training(make_config({**cfg.to_dict(), "epochs": 1}), str(part))
+    with h5py.File(part, "r+") as f:
+        f.attrs["config"] = cfg.to_json()
+    c = run_training(cfg, str(part), resume=True)
+    for p, q in zip(a.net.parameters(), c.net.parameters()):
+        np.testing.assert_array_equal(p, q)
+    with h5py.File(full, "r") as f:
+        g = f["trajectories/sample_1/nudge_minus"]
+        t, v = g["time"][()], g["voltage"][()]
+        assert g["time"].attrs["unit"] == "s" and g["voltage"].attrs["unit"] == "V"
+        assert t[0] == 0 and np.all(np.diff(t) > 0) and v.shape == (len(t), 10 + 20)
+        assert f["metrics/emulated_time"][-1] > 0

@@ -6,7 +6,7 @@ Hermite between its steps) and memsim's own steps (ngspice's dense output, linea
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_net
@@ -20,10 +20,12 @@ from memsim.transient import (
     SettleError,
     TransientOptions,
     TransientSimulator,
+    UnstableCircuitError,
     node_capacitance,
     node_currents_state,
     phase_trajectories,
     run_phases_transient,
+    slowest_rate,
     time_constants,
 )
 
@@ -124,7 +126,7 @@ def test_same_conductance_updates_as_the_dc_path():
         assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n_in=st.sampled_from([2, 4, 8]), hidden=st.lists(st.integers(1, 7), max_size=3),
        n_out=st.sampled_from([2, 4]), amp=st.sampled_from([None, "ebana10", "unity"]),
        beta=st.sampled_from([1e-7, 3e-6]), method=st.sampled_from(["trbdf2", "be"]))
@@ -132,6 +134,7 @@ def test_settled_transient_equals_dc_for_random_networks(seed, n_in, hidden, n_o
     sizes = (n_in, *hidden, n_out)
     amp = amp if len(hidden) >= 2 else None
     net, p, x, y, d0 = _case(sizes, amp, seed=seed, n=3, input_gain=5.0)
+    assume(slowest_rate(p, node_capacitance(net.spec), -beta) > 0)  # a -beta nudge too strong: no stable state
     dc = _dc(p, d0, y, beta)
     ph = run_phases_transient(p, d0, np.zeros((3, net.spec.n_free)), y, beta,
                               options=TransientOptions(method=method))
@@ -237,6 +240,17 @@ def test_a_time_limit_too_short_names_the_phase():
         sim.settle("free")
 
 
+def test_a_nudge_without_stable_equilibrium_is_refused():
+    """-beta stronger than the conductance holding the outputs: the DC solver returns a saddle, a real
+    circuit runs away; the transient engine says so."""
+    net, p, x, y, d0 = _case((2, 1, 4), seed=164, n=3, input_gain=5.0)
+    assert slowest_rate(p, node_capacitance(net.spec), -3e-6) < 0 < slowest_rate(p, node_capacitance(net.spec), 3e-6)
+    with pytest.raises(UnstableCircuitError, match="phase 'nudge_minus'.*no stable equilibrium.*beta = -3e-06 S"):
+        run_phases_transient(p, d0, np.zeros((3, net.spec.n_free)), y, 3e-6)
+    ph = run_phases_transient(p, d0, np.zeros((3, net.spec.n_free)), y, 3e-6, mode="positive")
+    assert ph.minus is None and ph.plus is not None
+
+
 def test_time_constants_bound_the_slowest_mode():
     """tau_slow from the linear part bounds the slowest mode of the full Jacobian at a solution."""
     net, p, x, y, d0 = _case((10, 6, 6, 4), "ebana10", seed=8, n=1, input_gain=5.0)
@@ -332,3 +346,27 @@ def test_export_phase_tran_runs():
     assert ".tran" in text and "uic" in text and "IC=" in text and text.startswith("test export")
     res = run_tran(text)
     assert np.abs(res.free_voltages(net.spec)[-1] - _dc(p, d0, y).minus[0]).max() < 1e-5
+
+
+@pytest.mark.spice
+@needs_spice
+def test_ramped_sources_and_amplifier_pole_replayed_in_ngspice():
+    """Inputs ramping up from zero, the nudge ramping on and flipping (a B source), lagging amplifiers."""
+    net, p, x, y, d0 = _case((8, 6, 6, 4), "ebana10", seed=3, n=1, input_gain=4.0)
+    rise = 3e-8
+    opt = TransientOptions(rise_time=rise)
+    ph = run_phases_transient(p, d0, np.zeros((1, net.spec.n_free)), y, BETA, drive0_old=np.zeros_like(d0),
+                              options=opt, trace=[0])
+    from memsim.tran_netlist import run_tran, write_tran_netlist
+
+    for phase, v0, bprev, x_prev in (("free", np.zeros(net.spec.n_free), 0.0, np.zeros_like(x[0])),
+                                     ("nudge_plus", ph.free[0], 0.0, None), ("nudge_minus", ph.plus[0], BETA, None)):
+        s = ph.stats[phase]
+        tstop = 2.0 * float(s.settle_time.max())
+        nl = write_tran_netlist(net, x[0], phase, BETA, y[0], tstop=tstop, tstep=tstop / 2000, v0=v0, x_prev=x_prev,
+                                beta_prev=bprev, rise_time=rise, diode="shockley")
+        assert ("PWL(" in nl) == (phase == "free") and ("Bnudge0" in nl) == (phase != "free") and "Clag0_0" in nl
+        res = run_tran(nl)
+        spice = res.free_voltages(net.spec)
+        err = np.abs(s.trace.at(res.time)[:, 0, :] - spice).max() / np.abs(spice - spice[0]).max()
+        assert err < WAVE_TOL, (phase, err)
