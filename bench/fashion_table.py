@@ -13,7 +13,7 @@ Each row is a run file in ``--runs-dir``; an existing complete file with the req
 read, not rerun (``--rerun`` forces new runs, ``--no-run`` only reads). The script prints the
 markdown table (network | dataset | epochs | test error | wall time), optionally writes it
 (``--write FILE``), and draws the learning curves (train and test error per epoch, every row) to
-``--png`` when matplotlib is installed (``pip install memsim[plot]``).
+``--png`` (default ``<runs-dir>/learning-curves.png``) when matplotlib is installed (``pip install memsim[plot]``).
 
 Runs are started as ``python -m memsim ...`` child processes with ``OPENBLAS_NUM_THREADS=1`` and
 ``OMP_WAIT_POLICY=PASSIVE`` unless already set (see bench/train_throughput.py: multi-threaded BLAS
@@ -22,7 +22,7 @@ machine). Wall time is the run file's ``/metrics/wall_time`` summed over the epo
 (training plus the per-epoch test evaluation, without process start and JIT loading).
 
 Usage: ``python bench/fashion_table.py [--runs-dir runs/fashion] [--epochs 10] [--rows eqprop,mlp,logreg]
-[--png bench/fashion-learning-curves.png] [--write bench/RESULTS-fashion.md] [--rerun | --no-run]``
+[--png FILE.png] [--write bench/RESULTS-fashion.md] [--rerun | --no-run]``
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-limit", type=int, default=0, help="first N training samples only (quick checks)")
     ap.add_argument("--test-limit", type=int, default=0, help="first N test samples only (quick checks)")
-    ap.add_argument("--png", default="bench/fashion-learning-curves.png", help="learning-curve figure ('' for none)")
+    ap.add_argument("--png", help="learning-curve figure (default: <runs-dir>/learning-curves.png; '' for none)")
     ap.add_argument("--write", help="also write the markdown table to this file")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--rerun", action="store_true", help="run every row again, replacing its run file")
@@ -187,9 +187,10 @@ def main(argv=None) -> int:
     print(md)
     if args.write:
         Path(args.write).write_text(md + "\n")
-    if args.png:
-        if learning_curves(rows, args.png, args.dataset):
-            print(f"\nlearning curves: {args.png}", file=sys.stderr)
+    png = str(runs_dir / "learning-curves.png") if args.png is None else args.png
+    if png:
+        if learning_curves(rows, png, args.dataset):
+            print(f"\nlearning curves: {png}", file=sys.stderr)
     return 0
 
 

@@ -82,7 +82,6 @@ def node_currents(net: Network, drive0: np.ndarray, V: np.ndarray, beta: float =
             i = i - _diode_iv(v - spec.v_hi, d.saturation_current, vt, d.series_resistance)
             i = i + _diode_iv(spec.v_lo - v, d.saturation_current, vt, d.series_resistance)
         else:
-            C = spec.n_classes
             if beta != 0.0:
                 e = outputs(net, V) - target
                 i = i + np.concatenate([-beta * e, beta * e], axis=1)

@@ -34,21 +34,25 @@ def ngspice_available() -> bool:
     return ngspice_binary() is not None
 
 
-def _prepare(netlist: str) -> str:
-    """The netlist with its ``.control`` block (if any) replaced by ours, before ``.end``."""
+def strip_control(netlist: str) -> str:
+    """The netlist without its ``.control`` block and ``.end`` line (ending in a newline)."""
     text = _CONTROL_RE.sub("", netlist.replace("\r\n", "\n"))
     ends = list(_END_RE.finditer(text))
     body = text[: ends[-1].start()] if ends else text
-    if not body.endswith("\n"):
-        body += "\n"
-    return body + control_block(_RAW) + "\n.end\n"
+    return body if body.endswith("\n") else body + "\n"
 
 
-def parse_raw(text: str) -> dict[str, float]:
-    """Node voltages from an ngspice ASCII rawfile of an operating point (first plot)."""
-    lines = text.splitlines()
+def _prepare(netlist: str) -> str:
+    """The netlist with its ``.control`` block (if any) replaced by ours, before ``.end``."""
+    return strip_control(netlist) + control_block(_RAW) + "\n.end\n"
+
+
+def raw_variables(lines: list[str]) -> tuple[list[str], list[str], int, int]:
+    """Header of an ngspice ASCII rawfile: variable names and kinds (lower case), the index of the
+    ``Values:`` line and the number of points."""
     try:
         nvar = next(int(ln.split(":", 1)[1]) for ln in lines if ln.lower().startswith("no. variables:"))
+        npts = next((int(ln.split(":", 1)[1].split()[0]) for ln in lines if ln.lower().startswith("no. points:")), 1)
         i_var = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "variables:")
         i_val = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "values:")
     except (StopIteration, ValueError):
@@ -58,6 +62,43 @@ def parse_raw(text: str) -> dict[str, float]:
         parts = ln.split()
         names.append(parts[1].lower())
         kinds.append(parts[2].lower() if len(parts) > 2 else "")
+    return names, kinds, i_val, npts
+
+
+def node_name(variable: str) -> str:
+    """``v(name)`` -> ``name``."""
+    return variable[2:-1] if variable.startswith("v(") and variable.endswith(")") else variable
+
+
+def run_ngspice(deck: str, raw_name: str, timeout: float, what: str) -> str:
+    """Run ``ngspice -b`` on a complete ``deck`` (its ``.control`` block writes ``raw_name``) in a
+    temporary directory, with HOME there so a user's ``~/.spiceinit`` stays out; return the rawfile
+    text. Raises :class:`RuntimeError` with ngspice's messages on any failure."""
+    exe = ngspice_binary()
+    if exe is None:
+        raise RuntimeError("ngspice not found: install it (Debian/Ubuntu: apt-get install ngspice) "
+                           "or set MEMSIM_NGSPICE to its path")
+    with tempfile.TemporaryDirectory(prefix="memsim-ngspice-") as tmp:
+        cir = Path(tmp) / "circuit.cir"
+        cir.write_text(deck)
+        env = dict(os.environ, HOME=tmp)
+        try:
+            proc = subprocess.run([exe, "-b", cir.name], cwd=tmp, env=env, capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"ngspice did not finish the {what} within {timeout:g} s") from None
+        raw = Path(tmp) / raw_name
+        if proc.returncode != 0 or not raw.is_file():
+            why = f"exit status {proc.returncode}" if proc.returncode != 0 else f"no {what} written"
+            raise RuntimeError(f"ngspice {what} failed ({why}):\n{_ngspice_messages(proc.stdout, proc.stderr)}")
+        return raw.read_text()
+
+
+def parse_raw(text: str) -> dict[str, float]:
+    """Node voltages from an ngspice ASCII rawfile of an operating point (first plot)."""
+    lines = text.splitlines()
+    names, kinds, i_val, _ = raw_variables(lines)
+    nvar = len(names)
     values: list[float] = []
     for ln in lines[i_val + 1:]:
         parts = ln.split()
@@ -70,11 +111,8 @@ def parse_raw(text: str) -> dict[str, float]:
         raise RuntimeError(f"ngspice rawfile: {len(values)} values for {nvar} variables")
     out: dict[str, float] = {}
     for name, kind, v in zip(names, kinds, values):
-        if kind != "voltage":
-            continue
-        if name.startswith("v(") and name.endswith(")"):
-            name = name[2:-1]
-        out[name] = v
+        if kind == "voltage":
+            out[node_name(name)] = v
     return out
 
 
@@ -100,28 +138,10 @@ def run_op(netlist: str, timeout: float = 600) -> dict[str, float]:
     series-resistance node, ``name#...``). Raises :class:`RuntimeError` with ngspice's messages
     when ngspice is missing, fails, times out or produces no operating point.
     """
-    exe = ngspice_binary()
-    if exe is None:
-        raise RuntimeError("ngspice not found: install it (Debian/Ubuntu: apt-get install ngspice) "
-                           "or set MEMSIM_NGSPICE to its path")
-    with tempfile.TemporaryDirectory(prefix="memsim-ngspice-") as tmp:
-        tmp_path = Path(tmp)
-        cir = tmp_path / "circuit.cir"
-        cir.write_text(_prepare(netlist))
-        env = dict(os.environ, HOME=tmp)  # keep a user's ~/.spiceinit out of the comparison
-        try:
-            proc = subprocess.run([exe, "-b", str(cir.name)], cwd=tmp, env=env, capture_output=True,
-                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"ngspice did not finish the operating point within {timeout:g} s") from None
-        raw = tmp_path / _RAW
-        if proc.returncode != 0 or not raw.is_file():
-            why = f"exit status {proc.returncode}" if proc.returncode != 0 else "no operating point written"
-            raise RuntimeError(f"ngspice failed ({why}):\n{_ngspice_messages(proc.stdout, proc.stderr)}")
-        text = raw.read_text()
+    text = run_ngspice(_prepare(netlist), _RAW, timeout, "operating point")
     if "operating point" not in text.lower():
-        raise RuntimeError(f"ngspice wrote no operating point:\n{_ngspice_messages(proc.stdout, proc.stderr)}")
+        raise RuntimeError("ngspice wrote no operating point")
     volts = parse_raw(text)
     if not volts:
-        raise RuntimeError(f"ngspice returned no node voltages:\n{_ngspice_messages(proc.stdout, proc.stderr)}")
+        raise RuntimeError("ngspice returned no node voltages")
     return volts

@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from memsim.config import FIELDS, ConfigError, TrainConfig, make_config
+from memsim.signals import SignalGuard
 
 SWEEP_FORMAT = "memsim-sweep"
 SWEEP_FORMAT_VERSION = 1
@@ -877,36 +878,6 @@ def run_point(task: dict) -> dict:
 # executors: local processes, Dask, in-process
 
 
-class _Guard:
-    """SIGINT/SIGTERM in the parent: the first asks for a clean stop, the second for a hard one."""
-
-    def __init__(self):
-        self.stop: str | None = None
-        self.hard = False
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is not threading.main_thread():
-            return self
-
-        def handler(signum, frame):
-            if self.stop:
-                self.hard = True
-            self.stop = signal.Signals(signum).name
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, handler)
-            except ValueError:
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
-
-
 @contextlib.contextmanager
 def _thread_env(n: int):
     old = {k: os.environ.get(k) for k in _THREAD_ENV}
@@ -922,7 +893,7 @@ def _thread_env(n: int):
                 os.environ[k] = v
 
 
-def _execute_local(tasks: list[dict], workers: int, guard: _Guard, on_result: Callable[[dict], None],
+def _execute_local(tasks: list[dict], workers: int, guard: SignalGuard, on_result: Callable[[dict], None],
                    grace_s: float = 60.0) -> None:
     """ProcessPoolExecutor (spawn) with at most ``workers`` runs in flight; NUMBA_NUM_THREADS per worker."""
     import multiprocessing
@@ -1004,7 +975,7 @@ def connect_scheduler(address: str, timeout: float = 5.0):
         raise SweepError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {msg}") from None
 
 
-def _execute_dask(tasks: list[dict], client, guard: _Guard, on_result: Callable[[dict], None], tag: str) -> None:
+def _execute_dask(tasks: list[dict], client, guard: SignalGuard, on_result: Callable[[dict], None], tag: str) -> None:
     from distributed import wait
 
     import uuid
@@ -1040,7 +1011,7 @@ def _execute_dask(tasks: list[dict], client, guard: _Guard, on_result: Callable[
             client.cancel(list(futures))
 
 
-def _execute_inline(tasks: list[dict], guard: _Guard, on_result: Callable[[dict], None]) -> None:
+def _execute_inline(tasks: list[dict], guard: SignalGuard, on_result: Callable[[dict], None]) -> None:
     for i, t in enumerate(tasks):
         if guard.stop:
             for rest in tasks[i:]:
@@ -1238,7 +1209,7 @@ def run_sweep(plan: SweepPlan, workers: int | None = None, scheduler: str | None
                 if reporter and not quiet:
                     reporter.result(row, res, result)
 
-            with _Guard() as guard:
+            with SignalGuard() as guard:
                 try:
                     if client is not None:
                         _execute_dask(tasks, client, guard, on_result, fingerprint[:10])

@@ -20,7 +20,8 @@ from memsim.devices.cards import load_card
 from memsim.devices.memristor import apply_linear_update
 from memsim.energy import outputs
 from memsim.eqprop import conductance_gradients, run_phases
-from memsim.solve import ConvergenceError, input_drive, pack, solve
+from memsim.signals import SignalGuard
+from memsim.solve import input_drive, pack, solve
 
 
 class NumericalError(RuntimeError):
@@ -204,34 +205,6 @@ class StopRequested(Exception):
     """Raised between batches when SIGINT/SIGTERM asked the run to stop."""
 
 
-class _SignalGuard:
-    """Turns SIGINT/SIGTERM into a flag checked between batches, so a run stops at a clean point."""
-
-    def __init__(self):
-        self.stop = None
-        self._old = {}
-
-    def __enter__(self):
-        import signal
-
-        def handler(signum, frame):
-            self.stop = signal.Signals(signum).name
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
-
-
 def _rng_state(rng: np.random.Generator) -> dict:
     return rng.bit_generator.state
 
@@ -272,7 +245,7 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
         elapsed = 0.0
     status, error = "failed", ""
     try:
-        with _SignalGuard() as guard:
+        with SignalGuard() as guard:
             while trainer.epochs_done < cfg.epochs:
                 e = trainer.epochs_done + 1
                 n_batches = math.ceil(len(data.x_train) / cfg.batch_size)

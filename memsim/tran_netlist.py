@@ -25,21 +25,16 @@ Units: seconds, volts, farads, siemens.
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from memsim.circuit import Network, input_voltages, node_names
 from memsim.netlist import PHASES, _num, write_netlist
+from memsim.spice import node_name, raw_variables, run_ngspice, strip_control
 
 RAW_FILE = "memsim_tran.raw"
-_CONTROL_RE = re.compile(r"^[ \t]*\.control\b.*?^[ \t]*\.endc\b[^\n]*\n?", re.IGNORECASE | re.MULTILINE | re.DOTALL)
-_END_RE = re.compile(r"^[ \t]*\.end[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 
 def tran_control_block(raw_file: str) -> str:
@@ -96,8 +91,7 @@ def write_tran_netlist(net: Network, x: np.ndarray, phase: str = "free", beta: f
         y = np.asarray(target, dtype=np.float64).ravel()
 
     base = write_netlist(net, x, phase, beta, target, title=title, exact_vt=exact_vt, diode=diode)
-    text = _CONTROL_RE.sub("", base)
-    text = _END_RE.sub("", text).rstrip("\n")
+    text = strip_control(base).rstrip("\n")
     lines = text.split("\n")
 
     names = node_names(spec)
@@ -187,18 +181,8 @@ class TranResult:
 def parse_tran_raw(text: str) -> TranResult:
     """Waveforms from an ngspice ASCII rawfile of a transient analysis (first plot)."""
     lines = text.splitlines()
-    try:
-        nvar = next(int(ln.split(":", 1)[1]) for ln in lines if ln.lower().startswith("no. variables:"))
-        npts = next(int(ln.split(":", 1)[1].split()[0]) for ln in lines if ln.lower().startswith("no. points:"))
-        i_var = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "variables:")
-        i_val = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "values:")
-    except (StopIteration, ValueError):
-        raise RuntimeError("ngspice rawfile: header not understood") from None
-    names, kinds = [], []
-    for ln in lines[i_var + 1: i_var + 1 + nvar]:
-        parts = ln.split()
-        names.append(parts[1].lower())
-        kinds.append(parts[2].lower() if len(parts) > 2 else "")
+    names, kinds, i_val, npts = raw_variables(lines)
+    nvar = len(names)
     tokens = " ".join(lines[i_val + 1:]).split()
     rec = nvar + 1  # each point: its index, then the values
     npts = min(npts, len(tokens) // rec)
@@ -210,44 +194,18 @@ def parse_tran_raw(text: str) -> TranResult:
         raise RuntimeError("ngspice rawfile: values not understood (complex data?)") from None
     out = {}
     for i, (name, kind) in enumerate(zip(names, kinds)):
-        if kind != "voltage":
-            continue
-        if name.startswith("v(") and name.endswith(")"):
-            name = name[2:-1]
-        out[name] = data[:, i]
+        if kind == "voltage":
+            out[node_name(name)] = data[:, i]
     return TranResult(data[:, 0], out)
 
 
 def run_tran(netlist: str, timeout: float = 600) -> TranResult:
     """Run the ``.tran`` of ``netlist`` (its ``.control`` block replaced) with ngspice."""
-    from memsim.spice import _ngspice_messages, ngspice_binary
-
-    exe = ngspice_binary()
-    if exe is None:
-        raise RuntimeError("ngspice not found: install it (Debian/Ubuntu: apt-get install ngspice) "
-                           "or set MEMSIM_NGSPICE to its path")
-    text = _CONTROL_RE.sub("", netlist.replace("\r\n", "\n"))
-    ends = list(_END_RE.finditer(text))
-    body = text[: ends[-1].start()] if ends else text
-    if not body.endswith("\n"):
-        body += "\n"
+    body = strip_control(netlist)
     if not re.search(r"^[ \t]*\.tran\b", body, re.IGNORECASE | re.MULTILINE):
         raise ValueError("netlist has no .tran line (use memsim.spice.run_op for an operating point)")
-    body += tran_control_block("tran.raw") + "\n.end\n"
-    with tempfile.TemporaryDirectory(prefix="memsim-ngspice-tran-") as tmp:
-        cir = Path(tmp) / "circuit.cir"
-        cir.write_text(body)
-        env = dict(os.environ, HOME=tmp)
-        try:
-            proc = subprocess.run([exe, "-b", cir.name], cwd=tmp, env=env, capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"ngspice did not finish the transient within {timeout:g} s") from None
-        raw = Path(tmp) / "tran.raw"
-        if proc.returncode != 0 or not raw.is_file():
-            why = f"exit status {proc.returncode}" if proc.returncode != 0 else "no rawfile written"
-            raise RuntimeError(f"ngspice transient failed ({why}):\n{_ngspice_messages(proc.stdout, proc.stderr)}")
-        res = parse_tran_raw(raw.read_text())
+    text = run_ngspice(body + tran_control_block("tran.raw") + "\n.end\n", "tran.raw", timeout, "transient")
+    res = parse_tran_raw(text)
     return res
 
 
