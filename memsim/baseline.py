@@ -307,8 +307,9 @@ class _Writer:
         if hasattr(self.w, "f"):  # a writer that holds the file open
             fn(self.w.f)
             self.w.flush()
-        else:
-            with self.w.open() as f:
+        else:  # one atomic write per call (``transaction``; ``open`` in earlier versions)
+            cm = self.w.transaction() if hasattr(self.w, "transaction") else self.w.open()
+            with cm as f:
                 fn(f)
 
     def append_metrics(self, f, row: dict) -> None:

@@ -42,10 +42,10 @@ class TrainConfig:
     batch_size: int = 4
     lr: tuple[float, ...] = (3000.0,)  # per crossbar (one value for all): dG = -lr * u^2 * dLoss/dG, u = conductance_unit
     lr_decay: float = 0.75  # learning-rate factor per epoch
-    beta: float = 1e-7  # S: nudge strength
+    beta: float = 0.0  # S: nudge strength (0: 0.1 x conductance_unit, i.e. 0.1 uS for the ideal card)
     eqprop_mode: str = "centred"  # centred | positive | negative
     gradient_sign: float = 1.0  # -1 flips the update (a broken trainer, for tests)
-    conductance_unit: float = 1e-6  # S: the unit the learning rate is expressed in
+    conductance_unit: float = 0.0  # S: unit of the learning rate (0: the memristor card's g_max / 20, 1 uS for ideal)
     # solver
     engine: str = "dc"  # dc: jump to settled states | transient: settle each phase in time (issue 3)
     capacitance: float = 1e-12  # F: node capacitance to ground (transient engine, traces)
@@ -53,6 +53,10 @@ class TrainConfig:
     max_sweeps: int = 2000
     # programming
     programming: str = "ideal"  # ideal | deterministic | stochastic
+    dG_step: float = 0.0  # S: conductance step one pulse is assumed to make (0: the card's nominal step)
+    n_max: int = 100  # pulses per device and update, at most
+    carry_residue: bool = True  # keep the sub-step remainder of an update for the next one
+    drift_time: float = 0.0  # s: retention time between epochs (the card's drift model)
     # bookkeeping
     seed: int = 0
     snapshot_every: int = 0  # epochs between conductance snapshots (0: none)
@@ -82,14 +86,17 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "epochs": (0, 1e6, True),
     "batch_size": (1, 1e7, True),
     "lr_decay": (0, 10, False),
-    "beta": (0, 1, False),
-    "conductance_unit": (0, 1, False),
+    "beta": (0, 1, True),
+    "conductance_unit": (0, 1, True),
     "tol": (0, 1, False),
     "capacitance": (0, 1, False),
     "max_sweeps": (1, 1e9, True),
     "seed": (0, 2**63 - 1, True),
     "snapshot_every": (0, 1e9, True),
     "trace": (0, 1e6, True),
+    "dG_step": (0, 1, True),
+    "n_max": (1, 1e9, True),
+    "drift_time": (0, 1e12, True),
 }
 CHOICES = {
     "dataset": ("digits", "mnist", "fashion-mnist"),
@@ -112,7 +119,11 @@ def _coerce(name: str, value: Any) -> Any:
             elem = type(default[0])
             return tuple(_num(elem, v, name) for v in value)
         if isinstance(default, bool):
-            return bool(value)
+            if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                return value.strip().lower() in ("true", "yes", "on", "1")
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise ConfigError(f"config field {name!r} must be true or false, got {value!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             return _num(type(default), value, name)
         if name == "data_dir":

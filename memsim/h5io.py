@@ -42,7 +42,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _put(g: h5py.Group, name: str, data: np.ndarray, unit: str = "S") -> None:
+def _put(g: h5py.Group, name: str, data: np.ndarray, unit: str = "S", compress: bool = False) -> None:
     """Write ``data`` to ``g[name]``, in place when the dataset exists with the same shape and
     dtype (HDF5 does not reclaim deleted datasets' space: rewriting would grow the file)."""
     data = np.asarray(data)
@@ -51,7 +51,7 @@ def _put(g: h5py.Group, name: str, data: np.ndarray, unit: str = "S") -> None:
     else:
         if name in g:
             del g[name]
-        g.create_dataset(name, data=data)
+        g.create_dataset(name, data=data, **({"compression": "gzip", "compression_opts": 4} if compress else {}))
     if unit:
         g[name].attrs["unit"] = unit
 
@@ -63,7 +63,7 @@ def _write_network(g: h5py.Group, net: Network) -> None:
         _put(g, f"bias_plus_{l}", bp)
         _put(g, f"bias_minus_{l}", bm)
     for key, arr in net.extra.items():
-        _put(g, key, arr, unit="")
+        _put(g, key, arr, unit="", compress=True)  # per-device records: pulse totals, stuck flags
     spec = net.spec
     a = g.attrs
     a["sizes"] = np.asarray(spec.sizes, dtype=np.int64)
@@ -244,7 +244,7 @@ class RunWriter:
         g = f.require_group("checkpoint")
         for key, val in state.items():
             if isinstance(val, np.ndarray):
-                _put(g, key, val, unit="")
+                _put(g, key, val, unit="", compress=True)
             else:
                 g.attrs[key] = json.dumps(val)
         g.attrs["epochs_done"] = int(epochs_done)

@@ -789,6 +789,7 @@ def _limit_threads(n: int) -> None:
 def run_file_state(path: str | Path, config: dict) -> str:
     """``"complete"``, ``"resumable"`` (finished epochs and a checkpoint) or ``"fresh"`` (start over)."""
     from memsim.h5io import RunFileError, open_run
+    from memsim.train import resolved_config
 
     p = Path(path)
     if not p.exists():
@@ -796,7 +797,7 @@ def run_file_state(path: str | Path, config: dict) -> str:
     try:
         run = open_run(p)
         want = make_config(config)
-        if make_config(run.config).to_dict() != want.to_dict():
+        if make_config(run.config).to_dict() != resolved_config(want).to_dict():
             return "fresh"
         n = len(run.metrics.get("epoch", []))
         if run.status == "complete" and n >= want.epochs:

@@ -17,9 +17,9 @@ from memsim.circuit import CircuitSpec, Network, init_network, input_voltages, t
 from memsim.config import TrainConfig, learning_rates
 from memsim.datasets import Dataset
 from memsim.devices.cards import load_card
-from memsim.devices.memristor import apply_linear_update
 from memsim.energy import outputs
 from memsim.eqprop import conductance_gradients, run_phases
+from memsim.programming import make_programmer
 from memsim.signals import SignalGuard
 from memsim.solve import input_drive, pack, solve
 
@@ -34,6 +34,36 @@ def build_spec(cfg: TrainConfig, n_features: int, n_classes: int) -> CircuitSpec
     amp = load_card("amplifier", cfg.amplifier) if len(cfg.hidden) > 1 else None
     return CircuitSpec(sizes, cfg.input_gain, cfg.bias_voltage, cfg.v_lo, cfg.v_hi,
                        load_card("diode", cfg.diode), amp, cfg.temperature, load_card("memristor", cfg.memristor))
+
+
+def resolve_scales(cfg: TrainConfig, card) -> TrainConfig:
+    """Fill the automatic conductance scales: ``conductance_unit = g_max/20`` and
+    ``beta = 0.1*conductance_unit`` (siemens). With them the same learning rate works for cards of
+    any conductance range (the EqProp gradient scales as 1/G)."""
+    import dataclasses
+
+    unit = cfg.conductance_unit or card.g_max / 20.0
+    beta = cfg.beta or 0.1 * unit
+    if (unit, beta) == (cfg.conductance_unit, cfg.beta):
+        return cfg
+    return dataclasses.replace(cfg, conductance_unit=unit, beta=beta)
+
+
+def limit_dataset(data: Dataset, train_limit: int, test_limit: int) -> Dataset:
+    """``data`` with only the first ``train_limit`` / ``test_limit`` samples (0: all), as views."""
+    import dataclasses
+
+    if not (train_limit or test_limit):
+        return data
+    tr = slice(None, train_limit or None)
+    te = slice(None, test_limit or None)
+    return dataclasses.replace(data, x_train=data.x_train[tr], y_train=data.y_train[tr],
+                               x_test=data.x_test[te], y_test=data.y_test[te])
+
+
+def resolved_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` as a run stores it: automatic scales filled from its memristor card."""
+    return resolve_scales(cfg, load_card("memristor", cfg.memristor))
 
 
 @dataclass
@@ -54,23 +84,32 @@ class Trainer:
     """Holds a run's network and state; :meth:`epoch` trains one pass over the training set."""
 
     def __init__(self, cfg: TrainConfig, data: Dataset, net: Network | None = None):
-        self.cfg = cfg
-        self.data = data
-        self.rng = np.random.default_rng(cfg.seed)
         self.spec = build_spec(cfg, data.n_features, data.n_classes)
         card = self.spec.memristor
+        cfg = resolve_scales(cfg, card)
+        self.cfg = cfg
+        self.data = limit_dataset(data, cfg.train_limit, cfg.test_limit)
+        self.rng = np.random.default_rng(cfg.seed)
         self.g_min, self.g_max = card.g_min, card.g_max
         self.net = net if net is not None else init_network(self.spec, self.rng, self.g_min, self.g_max, cfg.init_scale)
         self.lrs = learning_rates(cfg)
         self.epochs_done = 0
         self.total_pulses = 0
+        params = self.net.parameters()
+        self.programmer = make_programmer(card, cfg.programming, [p.shape for p in params], seed=cfg.seed,
+                                          dG_step=cfg.dG_step or None, n_max=cfg.n_max,
+                                          carry_residue=cfg.carry_residue)
+        self.programmer.initialize(params)  # the conductances become what the devices hold
+        self.read_noise = float(self.programmer.spec.read_noise) > 0
+        self._pulses = np.zeros(len(params), dtype=np.int64)
+        self._energy = np.zeros(len(params))
 
     # -- phases ------------------------------------------------------------------------------
     def step(self, x: np.ndarray, y: np.ndarray, first_sample: int = 0) -> dict:
         """One EqProp step on a batch; returns loss, correct count and solver stats."""
         cfg = self.cfg
         spec = self.spec
-        packed = pack(self.net)
+        packed = pack(self.circuit_network())
         v_in = input_voltages(spec, x)
         drive0 = input_drive(packed, v_in)
         target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
@@ -105,15 +144,28 @@ class Trainer:
             "steps": float(np.mean([s.steps.mean() for s in stats])) if cfg.engine == "transient" else 0.0,
         }
 
-    def apply_gradients(self, grads: list[np.ndarray]) -> None:
-        """SGD in units of ``conductance_unit``, clipped to the device bounds (ideal programming)."""
-        u = self.cfg.conductance_unit
+    def circuit_network(self) -> Network:
+        """The conductances the circuit sees: the devices' own, with read noise when the card has it."""
+        if not self.read_noise:
+            return self.net
         L = self.spec.n_free_layers
+        g = self.programmer.read(self.net.parameters())
+        return Network(self.spec, g[:L], g[L:2 * L], g[2 * L:])
+
+    def param_layer(self, i: int) -> int:
+        """Free layer of entry ``i`` of ``net.parameters()`` (crossbar k, bias+ and bias- of layer k)."""
+        return i % self.spec.n_free_layers
+
+    def apply_gradients(self, grads: list[np.ndarray]) -> None:
+        """SGD in units of ``conductance_unit``; the desired updates go to the devices as pulses
+        (:mod:`memsim.programming`), which keep them inside ``[G_min, G_max]``."""
+        u = self.cfg.conductance_unit
         params = self.net.parameters()
-        for i, (p, g) in enumerate(zip(params, grads)):
-            layer = i if i < L else (i - L) % L
-            dG = (-self.cfg.gradient_sign * self.lrs[layer] * self._lr_factor() * u * u) * g
-            apply_linear_update(p, dG, self.g_min, self.g_max)
+        dG = [(-self.cfg.gradient_sign * self.lrs[self.param_layer(i)] * self._lr_factor() * u * u) * g
+              for i, g in enumerate(grads)]
+        res = self.programmer.program(params, dG)
+        self._pulses += np.asarray(res["pulses_per_array"], dtype=np.int64)
+        self._energy += np.asarray(res["energy_per_array"], dtype=np.float64)
 
     def trace_phases(self, k: int) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Node-voltage transients of every phase for the first ``k`` test samples, with the
@@ -145,7 +197,7 @@ class Trainer:
     # -- epochs ------------------------------------------------------------------------------
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 512) -> tuple[float, float, float]:
         """Mean loss, accuracy and clipped fraction of the free equilibrium on ``(x, y)``."""
-        packed = pack(self.net)
+        packed = pack(self.circuit_network())
         spec = self.spec
         tot_loss = 0.0
         correct = 0
@@ -188,13 +240,38 @@ class Trainer:
             if progress is not None:
                 progress(bi + 1, n_batches)
         self.epochs_done += 1
+        if cfg.drift_time > 0:
+            self.programmer.drift(self.net.parameters(), cfg.drift_time)
         test_loss, test_acc, test_clip = self.evaluate(self.data.x_test, self.data.y_test)
         n = max(len(x), 1)
         extra = {}
         if cfg.engine == "transient":
             extra = {"emulated_time": settle_time, "steps_per_phase": float(np.mean(steps)) if steps else 0.0}
+        L = self.spec.n_free_layers
+        for k in range(L):
+            sel = [i for i in range(len(self._pulses)) if self.param_layer(i) == k]
+            extra[f"pulses_layer_{k}"] = float(self._pulses[sel].sum())
+            extra[f"programming_energy_layer_{k}"] = float(self._energy[sel].sum())
+        pulses, energy = int(self._pulses.sum()), float(self._energy.sum())
+        self._pulses[:] = 0
+        self._energy[:] = 0.0
+        self.total_pulses += pulses
         return EpochResult(tot_loss / n, correct / n, test_loss, test_acc, float(np.mean(clipped)) if clipped else 0.0,
-                           float(np.mean(sweeps)) if sweeps else 0.0, 0, 0.0, time.perf_counter() - t0, extra)
+                           float(np.mean(sweeps)) if sweeps else 0.0, pulses, energy, time.perf_counter() - t0, extra)
+
+    def device_records(self) -> dict[str, np.ndarray]:
+        """Per-device pulse totals and stuck flags, keyed for ``/network`` (names of the arrays of
+        ``net.parameters()``)."""
+        out = {}
+        for name, tot, stuck in zip(self.param_names(), self.programmer.pulse_totals(), self.programmer.stuck_mask()):
+            out[f"pulse_totals_{name}"] = tot
+            out[f"stuck_{name}"] = stuck
+        return out
+
+    def param_names(self) -> list[str]:
+        L = self.spec.n_free_layers
+        return ([f"crossbar_{k}" for k in range(L)] + [f"bias_plus_{k}" for k in range(L)]
+                + [f"bias_minus_{k}" for k in range(L)])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -229,6 +306,11 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
         cfg = make_config({k: v for k, v in run.config.items()})
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.train_limit or None, cfg.test_limit or None)
         trainer = Trainer(cfg, data, net=run.network())
+        prog = {k[len("programmer_"):]: v for k, v in ckpt.items() if k.startswith("programmer_")}
+        if prog:
+            trainer.programmer.load_state_dict(prog)
+            for p, g in zip(trainer.net.parameters(), trainer.programmer.conductances()):
+                p[...] = g
         trainer.rng.bit_generator.state = ckpt["rng_state"]
         trainer.epochs_done = int(ckpt["epochs_done"])
         trainer.total_pulses = int(ckpt.get("total_pulses", 0))
@@ -239,9 +321,12 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
     else:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.train_limit or None, cfg.test_limit or None)
         trainer = Trainer(cfg, data)
+        cfg = trainer.cfg  # with the automatic scales resolved
         writer = RunWriter.create(out, cfg.to_dict(), cfg.seed, overwrite=overwrite)
         with writer.transaction() as f:
             writer.write_network(f, trainer.net)
+            for name, dp in zip(trainer.param_names(), trainer.programmer.device_parameters()):
+                f["network"].create_dataset(f"device_params_{name}", data=dp, compression="gzip")  # fixed at fabrication
         elapsed = 0.0
     status, error = "failed", ""
     try:
@@ -267,18 +352,21 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                     "clipped_fraction": r.clipped_fraction, "mean_sweeps": r.mean_sweeps, **r.extra,
                 }
                 traces = trainer.trace_phases(cfg.trace) if cfg.trace else None
-                commit_bytes = 8 * trainer.net.n_devices * (2 if cfg.snapshot_every else 1) + 65536
+                commit_bytes = 8 * trainer.net.n_devices * (5 if cfg.snapshot_every else 4) + 65536
                 if traces:
                     commit_bytes += sum(v.nbytes + t.nbytes for p in traces.values() for t, v in p.values())
                 with writer.transaction(commit_bytes) as f:  # atomic: a written copy replaces the file
                     writer.append_metrics(f, row)
-                    writer.write_network(f, trainer.net)
                     if cfg.snapshot_every and e % cfg.snapshot_every == 0:
                         writer.write_snapshot(f, e, trainer.net)
                     if traces:
                         writer.write_trajectories(f, e, traces, trainer.spec)
-                    writer.write_checkpoint(f, e, {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
-                                                   "total_pulses": trainer.total_pulses, "wall_time_total": elapsed})
+                    trainer.net.extra = trainer.device_records()
+                    writer.write_network(f, trainer.net)
+                    state = {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
+                             "total_pulses": trainer.total_pulses, "wall_time_total": elapsed}
+                    state.update({f"programmer_{k}": v for k, v in trainer.programmer.state_dict().items()})
+                    writer.write_checkpoint(f, e, state)
                 if reporter:
                     reporter.epoch_end(e, row)
                 if guard.stop:

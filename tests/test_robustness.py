@@ -27,7 +27,7 @@ def test_random_configs_validate_or_fail_cleanly(d):
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    assert cfg.v_lo < cfg.v_hi and cfg.beta > 0 and all(h > 0 for h in cfg.hidden)
+    assert cfg.v_lo < cfg.v_hi and cfg.beta >= 0 and all(h > 0 for h in cfg.hidden)
     assert math.isfinite(cfg.input_gain) and cfg.batch_size >= 1
 
 

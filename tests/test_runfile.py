@@ -7,7 +7,7 @@ import pytest
 
 from memsim.config import make_config
 from memsim.h5io import REQUIRED_METRICS, RunFileError, open_run
-from memsim.train import run_training
+from memsim.train import resolved_config, run_training
 
 SMALL = dict(epochs=2, train_limit=300, test_limit=100, hidden=[20], snapshot_every=1)
 
@@ -20,7 +20,8 @@ def test_layout_matches_design(tmp_path):
         for key in ("memsim_version", "config", "created", "seed"):
             assert key in f.attrs
         assert f.attrs["status"] == "complete"
-        assert json.loads(f.attrs["config"]) == cfg.to_dict()
+        assert json.loads(f.attrs["config"]) == resolved_config(cfg).to_dict()
+        assert resolved_config(cfg).beta == pytest.approx(1e-7)  # the ideal card's automatic nudge
         for name in REQUIRED_METRICS:
             ds = f["metrics"][name]
             assert ds.shape == (2,) and ds.maxshape == (None,) and ds.chunks is not None
@@ -99,3 +100,20 @@ def test_transient_resume_and_traces(tmp_path):
         assert g["time"].attrs["unit"] == "s" and g["voltage"].attrs["unit"] == "V"
         assert t[0] == 0 and np.all(np.diff(t) > 0) and v.shape == (len(t), 10 + 20)
         assert f["metrics/emulated_time"][-1] > 0
+
+
+def test_resume_with_noisy_pulse_programming_is_bit_for_bit(tmp_path):
+    base = {**SMALL, "snapshot_every": 0, "memristor": "agsi", "programming": "deterministic", "drift_time": 0.0}
+    cfg = make_config({**base, "epochs": 3})
+    a = run_training(cfg, str(tmp_path / "full.h5"))
+    part = tmp_path / "part.h5"
+    run_training(make_config({**base, "epochs": 1}), str(part))
+    with h5py.File(part, "r+") as f:
+        f.attrs["config"] = resolved_config(cfg).to_json()
+    c = run_training(cfg, str(part), resume=True)
+    for p, q in zip(a.net.parameters(), c.net.parameters()):
+        np.testing.assert_array_equal(p, q)
+    with h5py.File(tmp_path / "full.h5", "r") as f:
+        assert f["metrics/pulses"][-1] > 0 and f["metrics/programming_energy"][-1] > 0
+        assert f["network/pulse_totals_crossbar_0"].shape == (128, 20)
+        assert f["network/device_params_crossbar_1"].shape[:2] == (20, 20)
