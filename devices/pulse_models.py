@@ -730,6 +730,24 @@ def counts_coincidence(rmask, rsign, cmask, csign, npulse, pol):
 @njit
 def apply_exact(model, x, stuck, dp, gc, dG, g_out):
     """Ideal programming: ``G <- clip(G + dG, lo, hi)`` exactly (stuck devices hold)."""
+    if model == M_LINEAR:  # the state is the conductance: one clip per device (the training hot path)
+        g_lo_stuck = gc[K_GMIN]
+        g_hi_stuck = gc[K_GMAX]
+        for k in range(x.size):
+            st = stuck[k]
+            if st == STUCK_NONE:
+                g = x[k] + dG[k]
+                lo = dp[k, C_LO]
+                hi = dp[k, C_HI]
+                if g < lo:
+                    g = lo
+                elif g > hi:
+                    g = hi
+                x[k] = g
+                g_out[k] = g
+            else:
+                g_out[k] = g_lo_stuck if st == STUCK_MIN else g_hi_stuck
+        return
     for k in range(x.size):
         if stuck[k] == STUCK_NONE and dG[k] != 0.0:
             g = conductance_of(model, x[k], dp, k, gc) + dG[k]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from memsim.circuit import CircuitSpec, Network, init_network, input_voltages, target_voltages
 from memsim.config import TrainConfig, learning_rates
@@ -330,7 +331,9 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
         elapsed = 0.0
     status, error = "failed", ""
     try:
-        with SignalGuard() as guard:
+        # one BLAS thread: the Numba kernels use the cores, and OpenBLAS' spinning workers between
+        # them slow a step by an order of magnitude on 2 cores (bench/train_throughput.py)
+        with SignalGuard() as guard, threadpool_limits(limits=1, user_api="blas"):
             while trainer.epochs_done < cfg.epochs:
                 e = trainer.epochs_done + 1
                 n_batches = math.ceil(len(data.x_train) / cfg.batch_size)
