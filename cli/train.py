@@ -18,7 +18,8 @@ FLAG_FIELDS = {
     "v_hi": "v_hi", "target": "target_amplitude", "diode": "diode", "amplifier": "amplifier",
     "device": "memristor", "programming": "programming", "engine": "engine", "tol": "tol",
     "snapshot_every": "snapshot_every", "train_limit": "train_limit", "test_limit": "test_limit",
-    "trace": "trace", "capacitance": "capacitance", "gradient_sign": "gradient_sign", "init_scale": "init_scale", "temperature": "temperature",
+    "trace": "trace", "capacitance": "capacitance", "dg_step": "dG_step", "n_max": "n_max",
+    "carry_residue": "carry_residue", "drift_time": "drift_time", "gradient_sign": "gradient_sign", "init_scale": "init_scale", "temperature": "temperature",
 }
 
 
@@ -31,9 +32,10 @@ def config_options(fn):
         click.option("--hidden", help="Hidden nodes per layer, e.g. 100 or 100,50."),
         click.option("--epochs", type=int),
         click.option("--batch-size", type=int),
-        click.option("--lr", help="Learning rate(s), one or one per crossbar (dG = -lr*(1 uS)^2*dLoss/dG)."),
+        click.option("--lr", help="Learning rate(s), one or one per crossbar: dG = -lr*u^2*dLoss/dG, "
+                                  "u = the card's g_max/20 (1 uS for the ideal card)."),
         click.option("--lr-decay", type=float, help="Learning-rate factor per epoch."),
-        click.option("--beta", type=float, help="Nudge strength (S)."),
+        click.option("--beta", type=float, help="Nudge strength (S); default 0.1*u (0.1 uS for the ideal card)."),
         click.option("--mode", type=click.Choice(["centred", "positive", "negative"]), help="EqProp estimator."),
         click.option("--seed", type=int),
         click.option("--input-gain", type=float, help="Input gain g_in (V)."),
@@ -44,7 +46,13 @@ def config_options(fn):
         click.option("--diode", help="Diode card (name or .toml path)."),
         click.option("--amplifier", help="Amplifier card (between hidden layers)."),
         click.option("--device", help="Memristor card (name or .toml path)."),
-        click.option("--programming", type=click.Choice(["ideal", "deterministic", "stochastic"])),
+        click.option("--programming", type=click.Choice(["ideal", "deterministic", "stochastic"]),
+                     help="How updates reach the devices: exact, pulse trains, or stochastic pulse coincidences."),
+        click.option("--dg-step", type=float, help="Conductance step (S) one pulse is assumed to make; default the card's."),
+        click.option("--n-max", type=int, help="Pulses per device and update, at most (100)."),
+        click.option("--carry-residue/--drop-residue", default=None,
+                     help="Keep the part of an update below one pulse for the next update (default) or drop it."),
+        click.option("--drift-time", type=float, help="Retention time between epochs (s) for the card's drift model."),
         click.option("--engine", type=click.Choice(["dc", "transient"]),
                      help="dc: jump to settled states (default); transient: settle each phase in time."),
         click.option("--capacitance", type=float, help="Node capacitance to ground (F), transient engine and traces."),
