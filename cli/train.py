@@ -17,7 +17,7 @@ FLAG_FIELDS = {
     "mode": "eqprop_mode", "input_gain": "input_gain", "bias_voltage": "bias_voltage", "v_lo": "v_lo",
     "v_hi": "v_hi", "target": "target_amplitude", "diode": "diode", "amplifier": "amplifier",
     "device": "memristor", "programming": "programming", "engine": "engine", "tol": "tol",
-    "snapshot_every": "snapshot_every", "train_limit": "train_limit", "test_limit": "test_limit",
+    "snapshot_every": "snapshot_every", "checkpoint_every": "checkpoint_every", "train_limit": "train_limit", "test_limit": "test_limit",
     "trace": "trace", "capacitance": "capacitance", "dg_step": "dG_step", "n_max": "n_max",
     "carry_residue": "carry_residue", "drift_time": "drift_time", "gradient_sign": "gradient_sign", "init_scale": "init_scale", "temperature": "temperature",
 }
@@ -61,6 +61,8 @@ def config_options(fn):
         click.option("--init-scale", type=float, help="Initial conductances span this fraction of [G_min, G_max]."),
         click.option("--temperature", type=float, help="Temperature (K)."),
         click.option("--snapshot-every", type=int, help="Save conductances every N epochs."),
+        click.option("--checkpoint-every", type=int,
+                     help="Also checkpoint every N batches (resume continues mid-epoch); default: each epoch."),
         click.option("--train-limit", type=int, help="Use only the first N training samples."),
         click.option("--test-limit", type=int, help="Use only the first N test samples."),
         click.option("--gradient-sign", type=float, hidden=True),

@@ -60,6 +60,7 @@ class TrainConfig:
     # bookkeeping
     seed: int = 0
     snapshot_every: int = 0  # epochs between conductance snapshots (0: none)
+    checkpoint_every: int = 0  # batches between mid-epoch checkpoints (0: at the end of each epoch only)
     trace: int = 0  # samples whose phase voltages are saved each epoch
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "max_sweeps": (1, 1e9, True),
     "seed": (0, 2**63 - 1, True),
     "snapshot_every": (0, 1e9, True),
+    "checkpoint_every": (0, 1e12, True),
     "trace": (0, 1e6, True),
     "dG_step": (0, 1, True),
     "n_max": (1, 1e9, True),

@@ -242,6 +242,10 @@ class RunWriter:
     def write_checkpoint(f: h5py.File, epochs_done: int, state: dict[str, Any]) -> None:
         """The resume state after ``epochs_done`` epochs (atomic with the rest of the commit)."""
         g = f.require_group("checkpoint")
+        for key in [k for k in g if k not in state]:  # e.g. a finished epoch's mid-epoch progress
+            del g[key]
+        for key in [k for k in g.attrs if k not in state and k != "epochs_done"]:
+            del g.attrs[key]
         for key, val in state.items():
             if isinstance(val, np.ndarray):
                 _put(g, key, val, unit="", compress=True)

@@ -6,6 +6,7 @@ them into the devices. Everything per sample runs in Numba kernels; Python handl
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ def resolve_scales(cfg: TrainConfig, card) -> TrainConfig:
     """Fill the automatic conductance scales: ``conductance_unit = g_max/20`` and
     ``beta = 0.1*conductance_unit`` (siemens). With them the same learning rate works for cards of
     any conductance range (the EqProp gradient scales as 1/G)."""
-    import dataclasses
 
     unit = cfg.conductance_unit or card.g_max / 20.0
     beta = cfg.beta or 0.1 * unit
@@ -52,7 +52,6 @@ def resolve_scales(cfg: TrainConfig, card) -> TrainConfig:
 
 def limit_dataset(data: Dataset, train_limit: int, test_limit: int) -> Dataset:
     """``data`` with only the first ``train_limit`` / ``test_limit`` samples (0: all), as views."""
-    import dataclasses
 
     if not (train_limit or test_limit):
         return data
@@ -65,6 +64,42 @@ def limit_dataset(data: Dataset, train_limit: int, test_limit: int) -> Dataset:
 def resolved_config(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` as a run stores it: automatic scales filled from its memristor card."""
     return resolve_scales(cfg, load_card("memristor", cfg.memristor))
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: its sample order, the next batch, and the running sums of its metrics."""
+
+    order: np.ndarray
+    next_batch: int = 0
+    loss: float = 0.0
+    correct: int = 0
+    sweeps: float = 0.0  # sum over batches of the mean sweeps per phase
+    clipped: float = 0.0  # sum over batches of the clipped fraction
+    steps: float = 0.0  # transient engine: sum over batches of the mean steps per phase
+    settle_time: float = 0.0  # transient engine: emulated settling time (s)
+    wall_time: float = 0.0  # s, of the parts already run (before a mid-epoch checkpoint)
+
+    def add(self, r: dict) -> None:
+        self.loss += r["loss"]
+        self.correct += r["correct"]
+        self.sweeps += r["sweeps"]
+        self.clipped += r["clipped"]
+        self.steps += r["steps"]
+        self.settle_time += r["settle_time"]
+
+    def state(self) -> dict:
+        d = {f"epoch_{k}": v for k, v in dataclasses.asdict(self).items() if k != "order"}
+        d["epoch_order"] = self.order.copy()
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict) -> "EpochProgress":
+        kw = {f.name: d[f"epoch_{f.name}"] for f in dataclasses.fields(cls)}
+        kw["order"] = np.asarray(kw["order"], dtype=np.int64)
+        kw["next_batch"] = int(kw["next_batch"])
+        kw["correct"] = int(kw["correct"])
+        return cls(**kw)
 
 
 @dataclass
@@ -102,6 +137,7 @@ class Trainer:
                                           carry_residue=cfg.carry_residue)
         self.programmer.initialize(params)  # the conductances become what the devices hold
         self.read_noise = float(self.programmer.spec.read_noise) > 0
+        self.progress: EpochProgress | None = None
         self._pulses = np.zeros(len(params), dtype=np.int64)
         self._energy = np.zeros(len(params))
 
@@ -216,28 +252,30 @@ class Trainer:
         n = max(len(x), 1)
         return tot_loss / n, correct / n, clipped / n
 
-    def epoch(self, progress: Callable[[int, int], None] | None = None) -> EpochResult:
+    def epoch(self, progress: Callable[[int, int], None] | None = None,
+              checkpoint: Callable[[], None] | None = None, checkpoint_every: int = 0) -> EpochResult:
+        """Train one pass over the training set (or finish the one :attr:`progress` holds, after a
+        mid-epoch resume). ``progress(i, n)`` is called after each batch; ``checkpoint()`` every
+        ``checkpoint_every`` batches (not after the last: the epoch's end is committed anyway)."""
         cfg = self.cfg
         t0 = time.perf_counter()
         x, y = self.data.x_train, self.data.y_train
-        order = self.rng.permutation(len(x))
+        if self.progress is None:
+            self.progress = EpochProgress(order=self.rng.permutation(len(x)))
+        pr = self.progress
         B = cfg.batch_size
-        tot_loss = 0.0
-        correct = 0
-        sweeps = []
-        clipped = []
-        settle_time = 0.0
-        steps = []
         n_batches = math.ceil(len(x) / B)
-        for bi, s in enumerate(range(0, len(x), B)):
-            idx = order[s:s + B]
+        for bi in range(pr.next_batch, n_batches):
+            s = bi * B
+            idx = pr.order[s:s + B]
             r = self.step(x[idx], y[idx], first_sample=s)
-            tot_loss += r["loss"]
-            correct += r["correct"]
-            sweeps.append(r["sweeps"])
-            clipped.append(r["clipped"])
-            settle_time += r["settle_time"]
-            steps.append(r["steps"])
+            pr.add(r)
+            pr.next_batch = bi + 1
+            if checkpoint is not None and checkpoint_every and pr.next_batch % checkpoint_every == 0 \
+                    and pr.next_batch < n_batches:
+                pr.wall_time += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                checkpoint()
             if progress is not None:
                 progress(bi + 1, n_batches)
         self.epochs_done += 1
@@ -245,9 +283,10 @@ class Trainer:
             self.programmer.drift(self.net.parameters(), cfg.drift_time)
         test_loss, test_acc, test_clip = self.evaluate(self.data.x_test, self.data.y_test)
         n = max(len(x), 1)
+        nb = max(pr.next_batch, 1)
         extra = {}
         if cfg.engine == "transient":
-            extra = {"emulated_time": settle_time, "steps_per_phase": float(np.mean(steps)) if steps else 0.0}
+            extra = {"emulated_time": pr.settle_time, "steps_per_phase": pr.steps / nb}
         L = self.spec.n_free_layers
         for k in range(L):
             sel = [i for i in range(len(self._pulses)) if self.param_layer(i) == k]
@@ -257,8 +296,25 @@ class Trainer:
         self._pulses[:] = 0
         self._energy[:] = 0.0
         self.total_pulses += pulses
-        return EpochResult(tot_loss / n, correct / n, test_loss, test_acc, float(np.mean(clipped)) if clipped else 0.0,
-                           float(np.mean(sweeps)) if sweeps else 0.0, pulses, energy, time.perf_counter() - t0, extra)
+        self.progress = None
+        return EpochResult(pr.loss / n, pr.correct / n, test_loss, test_acc, pr.clipped / nb, pr.sweeps / nb,
+                           pulses, energy, pr.wall_time + time.perf_counter() - t0, extra)
+
+    def progress_state(self) -> dict:
+        """The unfinished epoch's state (for a mid-epoch checkpoint); empty between epochs."""
+        if self.progress is None:
+            return {}
+        d = self.progress.state()
+        d["epoch_pulses"] = self._pulses.copy()
+        d["epoch_energy"] = self._energy.copy()
+        return d
+
+    def restore_progress(self, d: dict) -> None:
+        if "epoch_order" not in d:
+            return
+        self.progress = EpochProgress.from_state(d)
+        self._pulses[:] = d["epoch_pulses"]
+        self._energy[:] = d["epoch_energy"]
 
     def device_records(self) -> dict[str, np.ndarray]:
         """Per-device pulse totals and stuck flags, keyed for ``/network`` (names of the arrays of
@@ -312,6 +368,7 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
             trainer.programmer.load_state_dict(prog)
             for p, g in zip(trainer.net.parameters(), trainer.programmer.conductances()):
                 p[...] = g
+        trainer.restore_progress(ckpt)
         trainer.rng.bit_generator.state = ckpt["rng_state"]
         trainer.epochs_done = int(ckpt["epochs_done"])
         trainer.total_pulses = int(ckpt.get("total_pulses", 0))
@@ -329,6 +386,20 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
             for name, dp in zip(trainer.param_names(), trainer.programmer.device_parameters()):
                 f["network"].create_dataset(f"device_params_{name}", data=dp, compression="gzip")  # fixed at fabrication
         elapsed = 0.0
+    def commit_state(f, epochs_done: int) -> None:
+        """Network, per-device records and the resume state (RNG, devices, unfinished epoch)."""
+        trainer.net.extra = trainer.device_records()
+        writer.write_network(f, trainer.net)
+        state = {"rng_state": _rng_state(trainer.rng), "epochs_done": epochs_done,
+                 "total_pulses": trainer.total_pulses, "wall_time_total": elapsed}
+        state.update({f"programmer_{k}": v for k, v in trainer.programmer.state_dict().items()})
+        state.update(trainer.progress_state())
+        writer.write_checkpoint(f, epochs_done, state)
+
+    def mid_epoch_checkpoint() -> None:
+        with writer.transaction(8 * trainer.net.n_devices * 4 + 8 * len(data.x_train) + 65536) as f:
+            commit_state(f, trainer.epochs_done)
+
     status, error = "failed", ""
     try:
         # one BLAS thread: the Numba kernels use the cores, and OpenBLAS' spinning workers between
@@ -346,7 +417,7 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                     if reporter:
                         reporter.batch_done(i, n)
 
-                r = trainer.epoch(progress)
+                r = trainer.epoch(progress, mid_epoch_checkpoint, cfg.checkpoint_every)
                 elapsed += r.wall_time
                 row = {
                     "epoch": e, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
@@ -364,12 +435,7 @@ def run_training(cfg: TrainConfig, out: str, overwrite: bool = False, resume: bo
                         writer.write_snapshot(f, e, trainer.net)
                     if traces:
                         writer.write_trajectories(f, e, traces, trainer.spec)
-                    trainer.net.extra = trainer.device_records()
-                    writer.write_network(f, trainer.net)
-                    state = {"rng_state": _rng_state(trainer.rng), "epochs_done": e,
-                             "total_pulses": trainer.total_pulses, "wall_time_total": elapsed}
-                    state.update({f"programmer_{k}": v for k, v in trainer.programmer.state_dict().items()})
-                    writer.write_checkpoint(f, e, state)
+                    commit_state(f, e)
                 if reporter:
                     reporter.epoch_end(e, row)
                 if guard.stop:

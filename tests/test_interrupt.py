@@ -14,9 +14,9 @@ from memsim.h5io import RunFileError, open_run
 ARGS = ["--epochs", "25", "--train-limit", "240", "--test-limit", "40", "--hidden", "12", "--seed", "5", "-q"]
 
 
-def _start(out):
+def _start(out, *extra):
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "memsim", "train", *ARGS, "-o", str(out)],
+    return subprocess.Popen([sys.executable, "-m", "memsim", "train", *ARGS, *extra, "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
@@ -80,6 +80,29 @@ def test_sigkill_leaves_a_readable_file_that_resumes(tmp_path, reference, delay)
     run = open_run(out)  # readable: every committed epoch is there
     n = len(run.metrics["epoch"])
     assert n >= 1 and int(run.attrs["epochs_done"]) == n
+    done = _resume(out)
+    assert len(done.metrics["epoch"]) == 25
+    for a, b in zip(reference.network().parameters(), done.network().parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sigkill_mid_epoch_with_batch_checkpoints(tmp_path, reference):
+    out = tmp_path / "run.h5"
+    p = _start(out, "--checkpoint-every", "7")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120:  # wait for a mid-epoch checkpoint
+        try:
+            if "epoch_order" in open_run(out).checkpoint():
+                break
+        except (RunFileError, OSError, KeyError):
+            pass
+        time.sleep(0.01)
+    p.kill()
+    p.wait(timeout=30)
+    run = open_run(out)
+    ck = run.checkpoint()
+    if "epoch_order" in ck:  # killed before that epoch's end replaced the checkpoint
+        assert ck["epoch_next_batch"] % 7 == 0
     done = _resume(out)
     assert len(done.metrics["epoch"]) == 25
     for a, b in zip(reference.network().parameters(), done.network().parameters()):

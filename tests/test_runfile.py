@@ -117,3 +117,39 @@ def test_resume_with_noisy_pulse_programming_is_bit_for_bit(tmp_path):
         assert f["metrics/pulses"][-1] > 0 and f["metrics/programming_energy"][-1] > 0
         assert f["network/pulse_totals_crossbar_0"].shape == (128, 20)
         assert f["network/device_params_crossbar_1"].shape[:2] == (20, 20)
+
+
+def test_mid_epoch_checkpoint_resumes_bit_for_bit(tmp_path):
+    from memsim.train import StopRequested
+
+    base = {**SMALL, "epochs": 2, "snapshot_every": 0, "memristor": "agsi", "programming": "deterministic"}
+    a = run_training(make_config(base), str(tmp_path / "full.h5"))
+
+    class StopAt:
+        """Raise a stop request after the given batch of epoch 2 (as a signal would)."""
+
+        def epoch_start(self, e, n):
+            self.e = e
+
+        def batch_done(self, i, n):
+            if self.e == 2 and i == 47:
+                raise StopRequested("SIGTERM")
+
+        def epoch_end(self, e, row):
+            pass
+
+    part = tmp_path / "part.h5"
+    cfg = make_config({**base, "checkpoint_every": 20})
+    with pytest.raises(StopRequested):
+        run_training(cfg, str(part), reporter=StopAt())
+    run = open_run(part)
+    ck = run.checkpoint()
+    assert run.status == "interrupted" and len(run.metrics["epoch"]) == 1
+    assert ck["epoch_next_batch"] == 40 and ck["epochs_done"] == 1  # the last checkpoint before batch 47
+    c = run_training(cfg, str(part), resume=True)
+    for p, q in zip(a.net.parameters(), c.net.parameters()):
+        np.testing.assert_array_equal(p, q)
+    full, done = open_run(tmp_path / "full.h5"), open_run(part)
+    for key in ("test_accuracy", "train_accuracy", "pulses", "programming_energy"):
+        np.testing.assert_allclose(done.metrics[key], full.metrics[key], rtol=1e-12)
+    assert "epoch_order" not in done.checkpoint()  # the finished epoch left no stale progress
