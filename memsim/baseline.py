@@ -295,41 +295,6 @@ class BaselineTrainer:
         return BaselineEpoch(self.epochs_done, tot / n, correct / n, test_loss, test_acc, time.perf_counter() - t0)
 
 
-class _Writer:
-    """Adapter over :class:`memsim.h5io.RunWriter`: ``commit(fn)`` runs ``fn(h5py_file)`` with the
-    run file open for writing (the writer keeps the file closed between epochs, or, in older
-    versions, open for the whole run)."""
-
-    def __init__(self, w):
-        self.w = w
-
-    def commit(self, fn) -> None:
-        if hasattr(self.w, "f"):  # a writer that holds the file open
-            fn(self.w.f)
-            self.w.flush()
-        else:  # one atomic write per call (``transaction``; ``open`` in earlier versions)
-            cm = self.w.transaction() if hasattr(self.w, "transaction") else self.w.open()
-            with cm as f:
-                fn(f)
-
-    def append_metrics(self, f, row: dict) -> None:
-        if hasattr(self.w, "f"):
-            self.w.append_metrics(row)
-        else:
-            self.w.append_metrics(f, row)
-
-    def finish(self, status: str) -> None:
-        if hasattr(self.w, "set_status"):
-            self.w.set_status(status)
-        else:
-            self.w.close(status)
-
-
-def _write_epoch(writer: _Writer, f, r: BaselineEpoch) -> None:
-    writer.append_metrics(f, r.row())
-    f.attrs["epochs_done"] = int(r.epoch)
-
-
 def _write_params(f, params: dict) -> None:
     """The final weights, in ``/baseline`` (``/network`` is for analog conductances only)."""
     if "baseline" in f:
@@ -356,14 +321,17 @@ def run_baseline(cfg: BaselineConfig, out: str | None = None, overwrite: bool = 
     if out is not None:
         from memsim.h5io import RunWriter
 
-        writer = _Writer(RunWriter.create(out, cfg.to_dict(), cfg.seed, overwrite=overwrite))
-        writer.commit(lambda f: f.attrs.update({"kind": "baseline", "model": cfg.model}))
+        writer = RunWriter.create(out, cfg.to_dict(), cfg.seed, overwrite=overwrite)
+        with writer.transaction() as f:
+            f.attrs.update({"kind": "baseline", "model": cfg.model})
     status = "failed"
     try:
         for _ in range(cfg.epochs):
             r = trainer.epoch()
             if writer is not None:
-                writer.commit(lambda f: _write_epoch(writer, f, r))
+                with writer.transaction() as f:  # atomic, as for analog runs
+                    writer.append_metrics(f, r.row())
+                    f.attrs["epochs_done"] = int(r.epoch)
             if on_epoch is not None:
                 on_epoch(r)
         status = "complete"
@@ -373,8 +341,9 @@ def run_baseline(cfg: BaselineConfig, out: str | None = None, overwrite: bool = 
     finally:
         if writer is not None:
             if status == "complete":
-                writer.commit(lambda f: _write_params(f, trainer.params))
-            writer.finish(status)
+                with writer.transaction() as f:
+                    _write_params(f, trainer.params)
+            writer.set_status(status)
     return trainer
 
 
