@@ -4,7 +4,7 @@ Public names:
 
 - :mod:`memsim.devices.diode` - Shockley diode with series resistance: current, conductance, co-content.
 - :mod:`memsim.devices.amplifier` - bidirectional amplifier transfer (gain, offset, saturation).
-- :mod:`memsim.devices.memristor` - bounded conductance state of a programmable resistor.
+- :mod:`memsim.devices.pulse_models` - memristor pulse models: state, conductance window, pulses.
 - :mod:`memsim.devices.cards` - TOML device cards (``devices/cards/*.toml``), loading and validation.
 """
 from .cards import (

@@ -380,6 +380,16 @@ def table_interp(tg, tv, g):
 
 
 @njit
+def clip_window(g, lo, hi):
+    """``g`` clipped to the device window ``[lo, hi]`` (S)."""
+    if g < lo:
+        return lo
+    if g > hi:
+        return hi
+    return g
+
+
+@njit
 def conductance_of(model, x, dp, k, gc):
     """Conductance (S) of device ``k`` in state ``x``, inside its window ``[lo, hi]``."""
     lo = dp[k, C_LO]
@@ -389,11 +399,7 @@ def conductance_of(model, x, dp, k, gc):
         g = 1.0 / (w / lo + (1.0 - w) / hi)
     else:
         g = x
-    if g < lo:
-        g = lo
-    elif g > hi:
-        g = hi
-    return g
+    return clip_window(g, lo, hi)
 
 
 @njit
@@ -401,10 +407,7 @@ def state_of(model, g, dp, k, gc):
     """State of device ``k`` at conductance ``g`` (S; clipped to the device window)."""
     lo = dp[k, C_LO]
     hi = dp[k, C_HI]
-    if g < lo:
-        g = lo
-    elif g > hi:
-        g = hi
+    g = clip_window(g, lo, hi)
     if model == M_VTEAM:
         d = gc[K_D]
         r_on = 1.0 / hi
@@ -736,13 +739,7 @@ def apply_exact(model, x, stuck, dp, gc, dG, g_out):
         for k in range(x.size):
             st = stuck[k]
             if st == STUCK_NONE:
-                g = x[k] + dG[k]
-                lo = dp[k, C_LO]
-                hi = dp[k, C_HI]
-                if g < lo:
-                    g = lo
-                elif g > hi:
-                    g = hi
+                g = clip_window(x[k] + dG[k], dp[k, C_LO], dp[k, C_HI])
                 x[k] = g
                 g_out[k] = g
             else:

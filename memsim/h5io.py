@@ -335,6 +335,3 @@ def open_run(path: str | Path) -> Run:
         raise RunFileError(f"{path}: damaged run file ({exc})") from None
     return Run(path, config, attrs, metrics)
 
-
-def atomic_replace(src: str | Path, dst: str | Path) -> None:
-    os.replace(src, dst)
