@@ -26,6 +26,24 @@ def _sample(run, index: int, split: str, count: int = 1):
     return x[index:index + count], y[index:index + count]
 
 
+def _nudge_targets(run, net, x, y) -> np.ndarray:
+    """The nudge's differential targets (V) the run's cost gives samples ``x`` with labels ``y``:
+    the scaled label for ``mse``; for ``xent``, set from the free equilibrium's outputs, as in training."""
+    from memsim.circuit import input_voltages
+    from memsim.cost import nudge_target
+    from memsim.energy import outputs
+    from memsim.solve import input_drive, pack, solve
+
+    cfg = run.config
+    kind, amplitude, scale = cfg.get("loss", "mse"), cfg.get("target_amplitude", 1.0), cfg.get("logit_scale", 0.1)
+    if kind == "mse":
+        return nudge_target(kind, np.zeros((len(y), net.spec.n_classes)), y, amplitude, scale)
+    packed = pack(net)
+    V = np.zeros((len(x), net.spec.n_free))
+    solve(packed, input_drive(packed, input_voltages(net.spec, x)), V, tol=1e-12)
+    return nudge_target(kind, outputs(net, V), y, amplitude, scale)
+
+
 def phase_beta(phase: str, beta: float) -> float:
     return {"free": 0.0, "nudge_plus": beta, "nudge_minus": -beta}[phase]
 
@@ -54,7 +72,6 @@ def common(fn):
 @clean_errors
 def export_spice(run_file, index, split, phase, beta, out, tran, tstop, points, capacitance, diode_mode):
     """Write the ngspice netlist (.op, or .tran with --tran) of a run's network for one sample and phase."""
-    from memsim.circuit import target_voltages
     from memsim.h5io import open_run
     from memsim.netlist import write_netlist
 
@@ -62,7 +79,7 @@ def export_spice(run_file, index, split, phase, beta, out, tran, tstop, points, 
     net = run.network()
     x, y = _sample(run, index, split)
     b = run.config.get("beta", 1e-7) if beta is None else beta
-    target = target_voltages(y, net.spec.n_classes, run.config.get("target_amplitude", 1.0))[0]
+    target = _nudge_targets(run, net, x, y)[0]
     title = f"memsim {run.path.name} sample {index} ({split}) phase {phase}"
     if tran:
         from memsim.tran_netlist import export_phase_tran
@@ -95,7 +112,7 @@ def export_spice(run_file, index, split, phase, beta, out, tran, tstop, points, 
 @clean_errors
 def settle(run_file, index, split, phase, beta, count, tol, as_json):
     """The emulator's node voltages for a sample and phase, keyed by the netlist's node names."""
-    from memsim.circuit import input_voltages, node_names, target_voltages
+    from memsim.circuit import input_voltages, node_names
     from memsim.energy import layer_sources
     from memsim.h5io import open_run
     from memsim.solve import input_drive, pack, solve
@@ -107,7 +124,7 @@ def settle(run_file, index, split, phase, beta, count, tol, as_json):
     spec = net.spec
     x, y = _sample(run, index, split, count)
     b = phase_beta(phase, run.config.get("beta", 1e-7) if beta is None else beta)
-    target = target_voltages(y, spec.n_classes, run.config.get("target_amplitude", 1.0))
+    target = _nudge_targets(run, net, x, y)
     packed = pack(net)
     V = np.zeros((count, spec.n_free))
     solve(packed, input_drive(packed, input_voltages(spec, x[:1])), V[:1].copy(), b, target[:1], tol=tol)  # JIT warm-up

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memsim.cost import COSTS
+
 
 class ConfigError(ValueError):
     """A configuration value out of range, of the wrong type, or inconsistent with another."""
@@ -31,7 +33,9 @@ class TrainConfig:
     bias_voltage: float = 1.0  # V: bias rails +-bias_voltage
     v_lo: float = -0.5  # V: lower diode rail
     v_hi: float = 0.5  # V: upper diode rail
-    target_amplitude: float = 1.0  # V: differential output target of the true class
+    target_amplitude: float = 1.0  # V: differential output target of the true class (loss "mse")
+    loss: str = "mse"  # mse | xent: the output cost (memsim.cost); xent nudges towards d - dL/dd
+    logit_scale: float = 0.1  # V: xent's softmax acts on d / logit_scale
     temperature: float = 300.15  # K
     diode: str = "1n4148"  # diode card
     amplifier: str = "ebana10"  # amplifier card (used between hidden layers only)
@@ -82,6 +86,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "input_gain": (0, 1e3, False),
     "bias_voltage": (0, 1e3, True),
     "target_amplitude": (0, 1e3, False),
+    "logit_scale": (0, 1e3, False),
     "temperature": (0, 1e4, False),
     "init_scale": (0, 1, False),
     "epochs": (0, 1e6, True),
@@ -103,6 +108,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
 CHOICES = {
     "dataset": ("digits", "mnist", "fashion-mnist"),
     "eqprop_mode": ("centred", "positive", "negative"),
+    "loss": COSTS,
     "engine": ("dc", "transient"),
     "programming": ("ideal", "deterministic", "stochastic"),
     "gradient_sign": (1.0, -1.0),

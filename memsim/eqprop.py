@@ -16,11 +16,12 @@ Units: conductances in siemens, voltages in volts, beta in siemens; gradients in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from memsim.circuit import Network
-from memsim.energy import layer_sources, region_weights
+from memsim.energy import layer_sources, outputs, region_weights
 from memsim.solve import ConvergenceError, PackedNetwork, SolveStats, solve
 
 MODES = ("centred", "positive", "negative")
@@ -37,28 +38,35 @@ class Phases:
     stats: dict[str, SolveStats] = field(default_factory=dict)
 
 
-def run_phases(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray, target: np.ndarray, beta: float,
+def run_phases(packed: PackedNetwork, drive0: np.ndarray, V: np.ndarray,
+               target: np.ndarray | Callable[[np.ndarray], np.ndarray], beta: float,
                mode: str = "centred", tol: float = 1e-9, max_sweeps: int = 10_000, sample_offset: int = 0) -> Phases:
     """Free phase from the warm start ``V`` (updated in place to the free state), then the nudged
-    phase(s) the estimator ``mode`` needs, each warm-started from the free equilibrium."""
+    phase(s) the estimator ``mode`` needs, each warm-started from the free equilibrium.
+
+    ``target``: the nudge's differential target voltages ``(B, C)`` (V), or a function of the free
+    phase's differential outputs that returns them (:func:`memsim.cost.nudge_target`)."""
     if mode not in MODES:
         raise ValueError(f"unknown EqProp mode {mode!r} (known: {', '.join(MODES)})")
-    def settle(name, V_ph, b):
+
+    def settle(name, V_ph, b, tgt):
         try:
-            st[name] = solve(packed, drive0, V_ph, b, target, tol=tol, max_sweeps=max_sweeps,
+            st[name] = solve(packed, drive0, V_ph, b, tgt, tol=tol, max_sweeps=max_sweeps,
                              sample_offset=sample_offset)
         except ConvergenceError as exc:
             raise ConvergenceError(f"phase {name}: {exc}", exc.layer, exc.sample, exc.residual) from None
 
     st: dict[str, SolveStats] = {}
-    settle("free", V, 0.0)
+    settle("free", V, 0.0, None)
     ph = Phases(free=V.copy(), stats=st)
+    if callable(target):
+        target = target(outputs(packed.net, ph.free))
     if mode in ("centred", "positive"):
         ph.plus = V.copy()
-        settle("nudge_plus", ph.plus, beta)
+        settle("nudge_plus", ph.plus, beta, target)
     if mode in ("centred", "negative"):
         ph.minus = V.copy()
-        settle("nudge_minus", ph.minus, -beta)
+        settle("nudge_minus", ph.minus, -beta, target)
     return ph
 
 

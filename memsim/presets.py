@@ -11,11 +11,15 @@ PRESETS: dict[str, dict] = {
     # nodes (10 classes), MNIST or Fashion-MNIST (tuned on Fashion-MNIST; see bench/RESULTS-fashion.md)
     "kendall2020": {
         "hidden": [100],
-        "input_gain": 100.0,  # V, as Scellier (2024); the diodes then clip ~90% of the hidden nodes
+        "input_gain": 150.0,  # V (Scellier 2024 uses 100); the diodes then clip ~80% of the hidden nodes
         "batch_size": 8,
-        "lr": [6000.0, 2000.0],  # input crossbar, output crossbar (the output layer needs less)
-        "lr_decay": 0.75,
-        "target_amplitude": 0.5,  # V: the differential outputs reach it easily (1 V: +0.5-0.9 points worse)
+        "lr": [18000.0, 12000.0],  # input crossbar, output crossbar
+        "lr_decay": 0.65,
+        # softmax cross-entropy of d / 0.1 V, nudged towards targets set from the free phase's
+        # outputs: 12.2% test error at epoch 10 vs 13.2% for the squared error (bench/RESULTS-fashion.md)
+        "loss": "xent",
+        "logit_scale": 0.1,
+        "target_amplitude": 0.5,  # V: used with --loss mse (1 V: +0.5-0.9 points worse)
     },
 }
 

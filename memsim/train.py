@@ -15,8 +15,9 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from memsim.circuit import CircuitSpec, Network, init_network, input_voltages, target_voltages
+from memsim.circuit import CircuitSpec, Network, init_network, input_voltages
 from memsim.config import TrainConfig, learning_rates
+from memsim.cost import cost_value, nudge_target
 from memsim.datasets import Dataset
 from memsim.devices.cards import load_card
 from memsim.energy import outputs
@@ -149,7 +150,7 @@ class Trainer:
         packed = pack(self.circuit_network())
         v_in = input_voltages(spec, x)
         drive0 = input_drive(packed, v_in)
-        target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
+        target = self.nudge_targets(y)
         V = np.zeros((len(x), spec.n_free))
         if cfg.engine == "transient":
             from memsim.transient import run_phases_transient
@@ -168,7 +169,7 @@ class Trainer:
         grads = conductance_gradients(self.net, v_in, ph, cfg.beta, cfg.eqprop_mode)
         self.apply_gradients(grads)
         d = outputs(self.net, ph.free)
-        loss = 0.5 * ((d - target) ** 2).sum(1)
+        loss = self.cost(d, y)
         stats = list(ph.stats.values())
         return {
             "loss": float(loss.sum()),
@@ -180,6 +181,18 @@ class Trainer:
             "settle_time": float(sum(s.settle_time.sum() for s in stats)) if cfg.engine == "transient" else 0.0,
             "steps": float(np.mean([s.steps.mean() for s in stats])) if cfg.engine == "transient" else 0.0,
         }
+
+    def cost(self, d: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample cost (V^2) of the differential outputs ``d`` (V) for labels ``y``."""
+        return cost_value(self.cfg.loss, d, y, self.cfg.target_amplitude, self.cfg.logit_scale)
+
+    def nudge_targets(self, y: np.ndarray):
+        """The nudge's differential targets (V) for labels ``y``: an array for ``mse``, a function
+        of the free phase's outputs for ``xent`` (:func:`memsim.cost.nudge_target`)."""
+        cfg = self.cfg
+        if cfg.loss == "mse":
+            return nudge_target("mse", np.zeros((len(y), self.spec.n_classes)), y, cfg.target_amplitude, cfg.logit_scale)
+        return lambda d_free: nudge_target(cfg.loss, d_free, y, cfg.target_amplitude, cfg.logit_scale)
 
     def circuit_network(self) -> Network:
         """The conductances the circuit sees: the devices' own, with read noise when the card has it."""
@@ -214,7 +227,7 @@ class Trainer:
         x, y = self.data.x_test[:k], self.data.y_test[:k]
         packed = pack(self.net)
         drive0 = input_drive(packed, input_voltages(spec, x))
-        target = target_voltages(y, spec.n_classes, cfg.target_amplitude)
+        target = self.nudge_targets(y)
         V = np.zeros((len(x), spec.n_free))
         ph = run_phases_transient(packed, drive0, V, target, cfg.beta, cfg.eqprop_mode, cfg.tol,
                                   capacitance=cfg.capacitance, max_sweeps=cfg.max_sweeps, trace=np.arange(len(x)))
@@ -245,8 +258,7 @@ class Trainer:
             solve(packed, input_drive(packed, input_voltages(spec, xb)), V, tol=self.cfg.tol,
                   max_sweeps=self.cfg.max_sweeps)
             d = outputs(self.net, V)
-            t = target_voltages(yb, spec.n_classes, self.cfg.target_amplitude)
-            tot_loss += float(0.5 * ((d - t) ** 2).sum())
+            tot_loss += float(self.cost(d, yb).sum())
             correct += int((d.argmax(1) == yb).sum())
             clipped += self._clipped(V) * len(xb)
         n = max(len(x), 1)

@@ -64,12 +64,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from numba import prange
 
 from memsim.devices.amplifier import amplifier_output
 from memsim.devices.diode import diode_current_and_conductance
+from memsim.energy import outputs
 from memsim.eqprop import MODES, Phases
 from memsim.events import EventQueue, Ramp
 from memsim.jit import SERIAL_BELOW, batch_threads, pjit
@@ -925,8 +927,8 @@ class TransientSimulator:
 # the function the trainer calls
 
 
-def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.ndarray, target: np.ndarray,
-                         beta: float, mode: str = "centred", tol: float = 1e-9,
+def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.ndarray,
+                         target: np.ndarray | Callable[[np.ndarray], np.ndarray], beta: float, mode: str = "centred", tol: float = 1e-9,
                          capacitance=DEFAULT_CAPACITANCE, *, drive0_old: np.ndarray | None = None,
                          U: np.ndarray | None = None, options: TransientOptions | None = None, trace=None,
                          max_sweeps: int = 10_000, sample_offset: int = 0) -> Phases:
@@ -938,6 +940,8 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
     ``drive0_old`` is None); the free phase settles; the nudge turns on (``+beta`` S, or ``-beta``
     in ``mode="negative"``) and settles; in ``mode="centred"`` it flips to ``-beta`` and settles;
     the nudge turns off. Each phase starts from the state the previous one settled to.
+    ``target``: the nudge's differential targets (V), or a function of the free phase's outputs
+    that returns them (set when the nudge turns on), as in :func:`memsim.eqprop.run_phases`.
 
     ``capacitance``: node capacitances (F), a scalar or ``(N,)`` (:func:`node_capacitance`).
     ``tol``: the block solver's tolerance (V) and, unless ``options.settle_tol`` is set, the
@@ -952,15 +956,17 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
         raise ValueError(f"unknown EqProp mode {mode!r} (known: {', '.join(MODES)})")
     opt = (options or TransientOptions()).check()
     start = drive0_new if drive0_old is None else drive0_old
-    sim = TransientSimulator(packed, V, start, target, capacitance, U, opt, tol, max_sweeps)
+    target_of = target if callable(target) else None
+    sim = TransientSimulator(packed, V, start, None if target_of else target, capacitance, U, opt, tol, max_sweeps)
     sim.beta_bound = abs(float(beta))
     sim.sample_offset = int(sample_offset)
     q = sim.queue
     q.schedule(0.0, "inputs", rise_time=opt.rise_time, drive0=drive0_new)
     st = {"free": sim.settle("free", trace)}
     ph = Phases(free=sim.V.copy(), stats=st)
+    nudge = {"target": target_of(outputs(packed.net, ph.free))} if target_of else {}
     if mode in ("centred", "positive"):
-        q.schedule(sim.now, "nudge_on", rise_time=opt.rise_time, beta=beta)
+        q.schedule(sim.now, "nudge_on", rise_time=opt.rise_time, beta=beta, **nudge)
         st["nudge_plus"] = sim.settle("nudge_plus", trace)
         ph.plus = sim.V.copy()
     if mode == "centred":
@@ -968,7 +974,7 @@ def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.nd
         st["nudge_minus"] = sim.settle("nudge_minus", trace)
         ph.minus = sim.V.copy()
     elif mode == "negative":
-        q.schedule(sim.now, "nudge_on", rise_time=opt.rise_time, beta=-beta)
+        q.schedule(sim.now, "nudge_on", rise_time=opt.rise_time, beta=-beta, **nudge)
         st["nudge_minus"] = sim.settle("nudge_minus", trace)
         ph.minus = sim.V.copy()
     q.schedule(sim.now, "nudge_off", rise_time=opt.rise_time)
