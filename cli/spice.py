@@ -30,18 +30,19 @@ def _nudge_targets(run, net, x, y) -> np.ndarray:
     """The nudge's differential targets (V) the run's cost gives samples ``x`` with labels ``y``:
     the scaled label for ``mse``; for ``xent``, set from the free equilibrium's outputs, as in training."""
     from memsim.circuit import input_voltages
-    from memsim.cost import nudge_target
+    from memsim.cost import nudge_targets
     from memsim.energy import outputs
     from memsim.solve import input_drive, pack, solve
 
     cfg = run.config
-    kind, amplitude, scale = cfg.get("loss", "mse"), cfg.get("target_amplitude", 1.0), cfg.get("logit_scale", 0.1)
-    if kind == "mse":
-        return nudge_target(kind, np.zeros((len(y), net.spec.n_classes)), y, amplitude, scale)
+    target = nudge_targets(cfg.get("loss", "mse"), y, net.spec.n_classes, cfg.get("target_amplitude", 1.0),
+                           cfg.get("logit_scale", 0.1))
+    if not callable(target):
+        return target
     packed = pack(net)
     V = np.zeros((len(x), net.spec.n_free))
     solve(packed, input_drive(packed, input_voltages(net.spec, x)), V, tol=1e-12)
-    return nudge_target(kind, outputs(net, V), y, amplitude, scale)
+    return target(outputs(net, V))
 
 
 def phase_beta(phase: str, beta: float) -> float:

@@ -23,16 +23,18 @@ as a chip's controller would.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+
+from memsim.circuit import target_voltages
 
 COSTS = ("mse", "xent")
 
 
 def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     """``(B, C)`` float one-hot rows of the integer labels ``y``."""
-    t = np.zeros((len(y), n_classes))
-    t[np.arange(len(y)), np.asarray(y, dtype=np.int64)] = 1.0
-    return t
+    return target_voltages(y, n_classes, 1.0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -71,5 +73,16 @@ def nudge_target(kind: str, d_free: np.ndarray, y: np.ndarray, amplitude: float,
     """Differential target voltages (V), ``(B, C)``, for the nudge resistors: ``d_free - dL/dd``
     at the free equilibrium's outputs ``d_free`` (for ``mse``: ``amplitude`` times the one-hot label)."""
     if kind == "mse":
-        return amplitude * one_hot(y, np.shape(d_free)[1])
+        return target_voltages(y, np.shape(d_free)[1], amplitude)
     return np.asarray(d_free, dtype=np.float64) - cost_gradient(kind, d_free, y, amplitude, scale)
+
+
+def nudge_targets(kind: str, y: np.ndarray, n_classes: int, amplitude: float,
+                  scale: float) -> np.ndarray | Callable[[np.ndarray], np.ndarray]:
+    """What :func:`memsim.eqprop.run_phases` takes as ``target`` for labels ``y``: the targets
+    themselves for ``mse``; for ``xent`` the function of the free phase's outputs that gives them."""
+    if kind == "mse":
+        return target_voltages(y, n_classes, amplitude)
+    if kind not in COSTS:
+        raise ValueError(f"unknown cost {kind!r} (known: {', '.join(COSTS)})")
+    return lambda d_free: nudge_target(kind, d_free, y, amplitude, scale)

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from memsim.circuit import CircuitSpec, Network, init_network, input_voltages
 from memsim.config import TrainConfig, learning_rates
-from memsim.cost import cost_value, nudge_target
+from memsim.cost import cost_value, nudge_targets
 from memsim.datasets import Dataset
 from memsim.devices.cards import load_card
 from memsim.energy import outputs
@@ -188,11 +188,9 @@ class Trainer:
 
     def nudge_targets(self, y: np.ndarray):
         """The nudge's differential targets (V) for labels ``y``: an array for ``mse``, a function
-        of the free phase's outputs for ``xent`` (:func:`memsim.cost.nudge_target`)."""
+        of the free phase's outputs for ``xent`` (:func:`memsim.cost.nudge_targets`)."""
         cfg = self.cfg
-        if cfg.loss == "mse":
-            return nudge_target("mse", np.zeros((len(y), self.spec.n_classes)), y, cfg.target_amplitude, cfg.logit_scale)
-        return lambda d_free: nudge_target(cfg.loss, d_free, y, cfg.target_amplitude, cfg.logit_scale)
+        return nudge_targets(cfg.loss, y, self.spec.n_classes, cfg.target_amplitude, cfg.logit_scale)
 
     def circuit_network(self) -> Network:
         """The conductances the circuit sees: the devices' own, with read noise when the card has it."""
