@@ -83,3 +83,16 @@ def test_a_realistic_card_counts_pulses_and_energy_and_learns_less(digits):
     assert r.test_accuracy < ideal[-1].test_accuracy
     totals = tr.programmer.pulse_totals()
     assert sum(int(t.sum()) for t in totals) == sum(x.pulses for x in agsi)
+
+
+@pytest.mark.parametrize("hidden,lr,floor", [([64, 32], [300.0, 3000.0, 3000.0], 0.85),
+                                             ([64, 32, 32], [30.0, 3000.0, 3000.0, 3000.0], 0.75)])
+def test_deeper_networks_with_amplifiers_learn(digits, hidden, lr, floor):
+    """2 and 3 hidden layers joined by bidirectional amplifiers (A = 10, A_b = 1/10). The gradient of
+    a crossbar carries A/A_b = 100 per amplifier downstream of it, so its learning rate is given lower
+    (one rate per crossbar)."""
+    _, res = _train(digits, 3, hidden=hidden, lr=lr, amplifier="ebana10")
+    assert res[-1].test_accuracy > floor
+    assert res[-1].clipped_fraction > 0.2
+    _, flipped = _train(digits, 1, hidden=hidden, lr=lr, amplifier="ebana10", gradient_sign=-1.0)
+    assert flipped[-1].test_accuracy < 0.5
