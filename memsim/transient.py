@@ -928,7 +928,8 @@ class TransientSimulator:
 
 
 def run_phases_transient(packed: PackedNetwork, drive0_new: np.ndarray, V: np.ndarray,
-                         target: np.ndarray | Callable[[np.ndarray], np.ndarray], beta: float, mode: str = "centred", tol: float = 1e-9,
+                         target: np.ndarray | Callable[[np.ndarray], np.ndarray], beta: float,
+                         mode: str = "centred", tol: float = 1e-9,
                          capacitance=DEFAULT_CAPACITANCE, *, drive0_old: np.ndarray | None = None,
                          U: np.ndarray | None = None, options: TransientOptions | None = None, trace=None,
                          max_sweeps: int = 10_000, sample_offset: int = 0) -> Phases:
